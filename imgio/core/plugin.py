@@ -1,0 +1,174 @@
+"""The plugin contract every format implements, and :class:`ImageProperties`.
+
+A plugin wraps one :class:`~imgio.core.request.Request`.  Its constructor
+raises :class:`~imgio.errors.InitializationError` when the resource is not in
+its format (plugin choice then tries the next candidate) and
+:class:`~imgio.errors.CorruptFileError` when it is, but is damaged.
+
+``index`` follows imageio v3 everywhere:
+
+* ``None``  -- the plugin's natural ndimage (for most formats the first one;
+  for animations and HDF5 series the whole stack);
+* ``int``   -- that ndimage (negative counts from the end);
+* ``...``   -- every ndimage stacked along a new first axis.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import ImgioError
+from .request import Request
+
+__all__ = ["ImageProperties", "PluginV3"]
+
+
+@dataclasses.dataclass
+class ImageProperties:
+    """What an ndimage looks like, known without decoding its pixels.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of the array ``imread`` returns for the same arguments.
+    dtype : numpy.dtype
+        Its dtype.
+    n_images : int or None
+        Number of images in a batch (``index=...``), or ``None``.
+    is_batch : bool
+        Whether the first axis enumerates images.
+    spacing : tuple of float or None
+        Physical size of one step along each axis, in ``units``.  (imageio
+        reports the TIFF resolution in pixels per unit here; imgio reports the
+        pixel size, see the migration guide.)
+    axes : str or None
+        One letter per axis, e.g. ``"ZYX"``, when the format records it.
+    units : tuple of str or None
+        Unit of each axis' spacing, e.g. ``("um", "um", "um")``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    n_images: int | None = None
+    is_batch: bool = False
+    spacing: tuple | None = None
+    axes: str | None = None
+    units: tuple | None = None
+
+    def __post_init__(self):
+        self.shape = tuple(int(s) for s in self.shape)
+        self.dtype = np.dtype(self.dtype)
+
+
+class PluginV3:
+    """Base class of imgio plugins (the imageio v3 plugin contract).
+
+    Subclasses set the class attributes below and override the methods.
+    """
+
+    #: registry name, e.g. ``"tifffile"``
+    name: str = ""
+    #: one-line description
+    description: str = ""
+    #: extensions with their dot, lower case
+    extensions: tuple[str, ...] = ()
+    #: v2 image modes the format can hold
+    modes: str = "iIvV"
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._closed = False
+
+    # -- contract ----------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        """The :class:`~imgio.core.request.Request` this plugin works on."""
+        return self._request
+
+    def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
+        """Read an ndimage (see the module docstring for ``index``)."""
+        raise NotImplementedError(f"The {self.name} plugin cannot read.")
+
+    def iter(self, **kwargs) -> Iterator[np.ndarray]:
+        """Yield the ndimages of the resource one by one."""
+        raise NotImplementedError(f"The {self.name} plugin cannot iterate.")
+
+    def write(self, ndimage, *, is_batch: bool | None = None, **kwargs) -> bytes | None:
+        """Write an ndimage or a batch; returns bytes for the ``"<bytes>"`` target."""
+        raise NotImplementedError(f"The {self.name} plugin cannot write.")
+
+    def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
+        """Shape, dtype and physical metadata without decoding pixels."""
+        raise NotImplementedError(f"The {self.name} plugin has no properties().")
+
+    def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
+        """Format-specific metadata as a dict."""
+        raise NotImplementedError(f"The {self.name} plugin has no metadata().")
+
+    def close(self) -> None:
+        """Release the resource and commit a write.  Safe to call twice."""
+        self._close(success=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- helpers for subclasses ----------------------------------------------------
+    def _close(self, success: bool) -> bytes | None:
+        if self._closed:
+            return self._request._result
+        self._closed = True
+        try:
+            self._close_backend()
+        except BaseException:
+            self._request.finish(success=False)
+            raise
+        return self._request.finish(success=success)
+
+    def _close_backend(self) -> None:
+        """Close the backend's handles (override); called once by :meth:`close`."""
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ImgioError(f"I/O operation on the closed {self.name} plugin for "
+                             f"{self._request.filename}.")
+
+    def _index_error(self, index: Any, n: int, what: str = "image") -> IndexError:
+        return IndexError(
+            f"{self._request.filename}: {what} index {index} is out of range "
+            f"(the file holds {n} {what}{'s' if n != 1 else ''})."
+        )
+
+    def _normalize_index(self, index: int, n: int, what: str = "image") -> int:
+        """``index`` as a non-negative int in ``range(n)``, or an IndexError."""
+        try:
+            i = int(index)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"index must be None, an int or `...`, not {type(index).__name__}") from None
+        if i != index:
+            raise TypeError(f"index must be an integer, got {index!r}")
+        if not -n <= i < n:
+            raise self._index_error(index, n, what)
+        return i % n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._close(success=exc_type is None)
+
+    def __del__(self):
+        # an abandoned plugin still releases its file and commits a write, as
+        # imageio's plugins do; failures here must not escape into the GC
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<imgio {self.name} plugin, {state}, {self._request.filename}>"

@@ -1,0 +1,339 @@
+"""The resource behind a read or a write: a path, bytes, a file object or ``"<bytes>"``.
+
+A :class:`Request` does all URI parsing up front, so a missing file or a
+missing parent directory is reported before any plugin is tried.  Plugins then
+ask it for what they need (a file object, a local file name, the first bytes)
+and call :meth:`Request.finish` when done.
+
+Writes to a path are atomic: plugins write into a temporary file beside the
+target, and :meth:`Request.finish` renames it over the target only when the
+write succeeded.  A failed write leaves any previous file untouched.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import io
+import os
+import tempfile
+from pathlib import Path, PurePath
+from typing import Any
+
+from ..errors import FormatError, ReadOnlyError, dir_not_found, file_not_found
+
+__all__ = ["Request", "RETURN_BYTES", "IO_MODES", "IMAGE_MODES"]
+
+#: the special write target whose result is returned as ``bytes``
+RETURN_BYTES = "<bytes>"
+
+IO_MODES = "rw"
+#: image-mode letters of the v2 API: image, multi-image, volume, multi-volume, any
+IMAGE_MODES = "iIvV?"
+
+#: how many leading bytes plugin selection looks at
+FIRST_BYTES = 1032
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+class Request:
+    """A resource opened for reading (``"r"``) or writing (``"w"``).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes, memoryview or file object
+        What to read from or write to.  ``str`` paths may start with
+        ``file://`` and may use ``~``.  ``"<bytes>"`` as a write target makes
+        :meth:`finish` return the encoded bytes.  For reading, a directory or
+        a glob pattern names a stack of slice files.
+    io_mode : str
+        ``"r"`` or ``"w"``, optionally followed by one v2 image-mode letter
+        (``i I v V ?``), e.g. ``"rv"``.
+    extension : str, optional
+        Overrides the extension taken from the file name; must start with a dot.
+    format_hint : str, optional
+        Older spelling of ``extension`` (accepted for imageio compatibility).
+
+    Attributes
+    ----------
+    kind : str
+        ``"path"``, ``"dir"``, ``"glob"``, ``"bytes"``, ``"file"`` or ``"return_bytes"``.
+    filename : str
+        The absolute path, or a placeholder such as ``"<bytes>"`` used in messages.
+    extension : str or None
+        Lower-case extension with its dot (``".tif"``), or ``None``.
+    """
+
+    def __init__(self, uri: Any, io_mode: str, *, extension: str | None = None,
+                 format_hint: str | None = None):
+        self.io_mode, self.image_mode = self._parse_mode(io_mode)
+        self.raw_uri = uri
+        self._file: Any = None  # the file object handed to plugins
+        self._own_file = False  # whether finish() must close self._file
+        self._tmp_path: str | None = None  # atomic write target
+        self._local_tmp: str | None = None  # temp copy for reading bytes by name
+        self._result: bytes | None = None
+        self._finished = False
+        self._bytes: bytes | None = None
+        self.path: str | None = None
+        self.kind = self._parse_uri(uri)
+        for name, value in (("extension", extension), ("format_hint", format_hint)):
+            if value is not None and not (isinstance(value, str) and value.startswith(".")):
+                raise ValueError(
+                    f"`{name}` should be a file extension starting with a `.`, but is `{value}`."
+                )
+        ext = extension or format_hint
+        self.extension = ext.lower() if ext else self._extension_from_name()
+
+    # -- parsing ---------------------------------------------------------------
+    @staticmethod
+    def _parse_mode(io_mode: str) -> tuple[str, str]:
+        if not isinstance(io_mode, str) or not 1 <= len(io_mode) <= 2 \
+                or io_mode[0] not in IO_MODES \
+                or (len(io_mode) == 2 and io_mode[1] not in IMAGE_MODES):
+            raise ValueError(
+                f"Invalid mode {io_mode!r}: expected 'r' or 'w', optionally followed by "
+                f"one of {' '.join(IMAGE_MODES)} (e.g. 'rv')."
+            )
+        return io_mode[0], (io_mode[1] if len(io_mode) == 2 else "?")
+
+    def _parse_uri(self, uri: Any) -> str:
+        reading = self.io_mode == "r"
+        if isinstance(uri, PurePath):
+            uri = os.fspath(uri)
+        if isinstance(uri, str):
+            if uri == RETURN_BYTES and not reading:
+                self.filename = RETURN_BYTES
+                return "return_bytes"
+            if uri.startswith("file://"):
+                uri = uri[len("file://"):]
+            if uri.startswith(("http://", "https://", "ftp://", "ftps://")):
+                raise FormatError(
+                    f"Cannot open {uri!r}: imgio reads local files, bytes and file objects "
+                    "only; download the file first."
+                )
+            path = os.path.abspath(os.path.expanduser(uri))
+            self.path = self.filename = path
+            if reading:
+                if os.path.isdir(path):
+                    return "dir"
+                if os.path.isfile(path):
+                    return "path"
+                if _is_glob(uri) and _glob.glob(os.path.expanduser(uri)):
+                    return "glob"
+                raise file_not_found(path)
+            if os.path.isdir(path):
+                raise FormatError(f"Cannot write to {path}: it is a directory, not a file name.")
+            if not os.path.isdir(os.path.dirname(path)):
+                raise dir_not_found(os.path.dirname(path))
+            return "path"
+        if isinstance(uri, (bytes, memoryview)):
+            if not reading:
+                raise FormatError(
+                    f"Cannot write to a bytes object ({self._short(uri)}); use the target "
+                    f"{RETURN_BYTES!r} to get the encoded bytes back."
+                )
+            self._bytes = bytes(uri)
+            self.filename = RETURN_BYTES
+            return "bytes"
+        if reading and hasattr(uri, "read"):
+            self._file = uri
+            self.filename = self._name_of(uri)
+            return "file"
+        if not reading and hasattr(uri, "write"):
+            self._file = uri
+            self.filename = self._name_of(uri)
+            return "file"
+        raise FormatError(
+            f"Cannot understand the given URI {self._short(uri)}: expected a path, "
+            f"bytes, a file object{'' if reading else ' or ' + repr(RETURN_BYTES)}."
+        )
+
+    @staticmethod
+    def _short(obj: Any) -> str:
+        text = repr(obj)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    @staticmethod
+    def _name_of(fileobj: Any) -> str:
+        name = getattr(fileobj, "name", None)
+        return name if isinstance(name, str) else f"<file object {type(fileobj).__name__}>"
+
+    def _extension_from_name(self) -> str | None:
+        name = self.filename
+        if self.kind == "file":
+            name = getattr(self.raw_uri, "name", None)
+            if not isinstance(name, str):
+                return None
+        if self.kind in ("bytes", "return_bytes", "dir"):
+            return None
+        suffix = PurePath(name).suffix.lower()
+        return suffix or None
+
+    # -- what plugins use --------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """The two-letter mode, e.g. ``"ri"``."""
+        return self.io_mode + self.image_mode
+
+    def __repr__(self) -> str:
+        return f"<Request {self.mode} {self.filename}>"
+
+    def get_file(self):
+        """A binary file object for the resource.
+
+        For reading: the opened file, a ``BytesIO`` over the bytes, or the
+        caller's file object (never closed by imgio).  For writing: a temporary
+        file beside the target (renamed into place by :meth:`finish`), a
+        ``BytesIO`` for ``"<bytes>"``, or the caller's file object.
+        """
+        if self._file is not None:
+            return self._file
+        if self.kind == "path":
+            if self.io_mode == "r":
+                self._file = open(self.path, "rb")
+            else:
+                self._file = open(self.get_local_filename(), "wb")
+            self._own_file = True
+        elif self.kind == "bytes":
+            self._file = io.BytesIO(self._bytes)
+            self._own_file = True
+        elif self.kind == "return_bytes":
+            self._file = io.BytesIO()
+            self._own_file = False  # kept until finish() takes its value
+        else:
+            raise FormatError(f"{self.filename} is a {self.kind}, not a single file.")
+        return self._file
+
+    def get_local_filename(self) -> str:
+        """A name on disk for backends that insist on one.
+
+        For reading a path this is the path itself; bytes and file objects are
+        copied to a temporary file (removed by :meth:`finish`).  For writing a
+        path this is the temporary file beside the target.
+        """
+        if self.io_mode == "r":
+            if self.kind == "path":
+                return self.path
+            if self._local_tmp is None:
+                fd, self._local_tmp = tempfile.mkstemp(prefix="imgio-", suffix=self.extension or "")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(self.firstbytes_all())
+            return self._local_tmp
+        if self.kind == "path":
+            if self._tmp_path is None:
+                directory, name = os.path.split(self.path)
+                fd, self._tmp_path = tempfile.mkstemp(
+                    prefix=f".{name}.", suffix=".imgio-partial", dir=directory)
+                os.close(fd)
+            return self._tmp_path
+        if self._local_tmp is None:
+            fd, self._local_tmp = tempfile.mkstemp(prefix="imgio-", suffix=self.extension or "")
+            os.close(fd)
+        return self._local_tmp
+
+    def firstbytes_all(self) -> bytes:
+        """Every byte of an in-memory or file-object resource (used for temp copies)."""
+        if self.kind == "bytes":
+            return self._bytes
+        fh = self.get_file()
+        pos = fh.tell()
+        fh.seek(0)
+        data = fh.read()
+        fh.seek(pos)
+        return data
+
+    @property
+    def firstbytes(self) -> bytes:
+        """The first bytes of a readable single-file resource ('' for folders)."""
+        if self.io_mode != "r" or self.kind in ("dir", "glob"):
+            return b""
+        if self.kind == "bytes":
+            return self._bytes[:FIRST_BYTES]
+        if self.kind == "path":
+            with open(self.path, "rb") as fh:
+                return fh.read(FIRST_BYTES)
+        fh = self._file
+        try:
+            pos = fh.tell()
+            data = fh.read(FIRST_BYTES)
+            fh.seek(pos)
+        except (OSError, AttributeError, ValueError) as exc:
+            raise FormatError(
+                f"Cannot read {self.filename}: the file object must be seekable so that "
+                "imgio can look at its first bytes and rewind."
+            ) from exc
+        return data
+
+    def size(self) -> int | None:
+        """Size in bytes of a readable single-file resource, when it can be known."""
+        if self.kind == "path":
+            return os.path.getsize(self.path)
+        if self.kind == "bytes":
+            return len(self._bytes)
+        return None
+
+    def paths(self) -> list[str]:
+        """The files of a folder or glob resource, unsorted (plugins sort them)."""
+        if self.kind == "dir":
+            return [str(p) for p in Path(self.path).iterdir() if p.is_file()
+                    and not p.name.startswith(".")]
+        if self.kind == "glob":
+            return [p for p in _glob.glob(os.path.expanduser(os.fspath(self.raw_uri)))
+                    if os.path.isfile(p)]
+        return [self.path] if self.path else []
+
+    def finish(self, success: bool = True) -> bytes | None:
+        """Release the resource; commit or discard a write.
+
+        Returns the encoded bytes for the ``"<bytes>"`` target, else ``None``.
+        Calling it more than once is harmless.
+        """
+        if self._finished:
+            return self._result
+        self._finished = True
+        if self.kind == "return_bytes" and self._file is not None:
+            self._result = self._file.getvalue() if success else None
+            self._file = None
+        if self._own_file and self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+        if self._tmp_path is not None:
+            if success:
+                os.replace(self._tmp_path, self.path)
+            else:
+                try:
+                    os.remove(self._tmp_path)
+                except FileNotFoundError:
+                    pass
+            self._tmp_path = None
+        if self._local_tmp is not None:
+            if success and self.kind == "return_bytes":
+                with open(self._local_tmp, "rb") as fh:
+                    self._result = fh.read()
+            elif success and self.kind == "file" and self.io_mode == "w":
+                with open(self._local_tmp, "rb") as fh:
+                    self._file_write_back(fh)
+            try:
+                os.remove(self._local_tmp)
+            except FileNotFoundError:
+                pass
+            self._local_tmp = None
+        return self._result
+
+    def _file_write_back(self, fh) -> None:
+        target = self.raw_uri
+        while chunk := fh.read(1 << 20):
+            target.write(chunk)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyError` unless the request was opened for writing."""
+        if self.io_mode != "w":
+            raise ReadOnlyError(f"{self.filename} was opened for reading, not writing.")

@@ -1,0 +1,104 @@
+"""Every exception imgio raises on purpose lives here.
+
+Each class subclasses the builtin exceptions that imageio, tifffile and h5py
+users already catch, so ``except OSError`` or ``except ValueError`` written
+for those libraries keeps working.
+
+Messages name the file and say what was expected and what was found.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+__all__ = [
+    "ImgioError",
+    "FormatError",
+    "NoPluginError",
+    "CorruptFileError",
+    "ImageTooLargeError",
+    "MemtestError",
+    "ShapeError",
+    "DTypeError",
+    "BackendMissingError",
+    "InitializationError",
+    "ReadOnlyError",
+    "file_not_found",
+    "dir_not_found",
+]
+
+
+class ImgioError(Exception):
+    """Base class of every imgio error (catch this to catch them all)."""
+
+
+class FormatError(ImgioError, OSError, ValueError):
+    """The resource cannot be read or written in the requested format.
+
+    Subclasses both :class:`OSError` (what imageio v3 raises) and
+    :class:`ValueError` (what imageio v2 raises), so code written for either
+    keeps working.
+    """
+
+
+class NoPluginError(FormatError):
+    """No plugin could open the resource (unknown, empty or undecodable file)."""
+
+
+class CorruptFileError(FormatError):
+    """The file is recognised but damaged: truncated, bad offsets, corrupt data."""
+
+
+class ImageTooLargeError(FormatError, MemoryError):
+    """A file declares more pixels than the configured limit allows.
+
+    Raised before any allocation, like Pillow's decompression-bomb guard.
+    """
+
+
+class MemtestError(ImgioError, RuntimeError):
+    """A v2 ``mimread``/``mvolread`` went past its ``memtest`` limit."""
+
+
+class ShapeError(ImgioError, ValueError):
+    """An array has a shape the operation or format cannot handle."""
+
+
+class DTypeError(ImgioError, TypeError, ValueError):
+    """An array has a dtype the operation or format cannot handle."""
+
+
+class BackendMissingError(ImgioError, ImportError):
+    """An optional backend (tifffile, h5py, Pillow, dask) is not installed."""
+
+    def __init__(self, plugin: str, module: str, extra: str | None = None):
+        hint = f"pip install imgio[{extra}]" if extra else f"pip install {module}"
+        super().__init__(
+            f"The `{plugin}` plugin needs the `{module}` package, which is not "
+            f"installed. Install it with `{hint}`."
+        )
+        self.plugin = plugin
+        self.module = module
+
+
+class InitializationError(ImgioError, ValueError):
+    """Raised by a plugin's constructor to say "this resource is not mine".
+
+    Internal signal for plugin selection; users see :class:`NoPluginError`.
+    """
+
+
+class ReadOnlyError(ImgioError, OSError, ValueError):
+    """A write was requested on something that can only be read."""
+
+
+def file_not_found(path: str | os.PathLike) -> FileNotFoundError:
+    """A :class:`FileNotFoundError` for ``path`` with ``errno`` and ``filename`` set."""
+    return FileNotFoundError(errno.ENOENT, "No such file or directory", os.fspath(path))
+
+
+def dir_not_found(path: str | os.PathLike) -> FileNotFoundError:
+    """A :class:`FileNotFoundError` for a missing parent directory of a write target."""
+    return FileNotFoundError(
+        errno.ENOENT, "The directory to write into does not exist", os.fspath(path)
+    )

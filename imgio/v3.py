@@ -1,0 +1,93 @@
+"""The imageio v3 ndimage API: ``import imgio.v3 as iio``.
+
+Every function opens the resource through :func:`imopen`, which chooses the
+plugin (see :mod:`imgio.core.imopen`), and closes it before returning.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from .core.imopen import imopen
+from .core.plugin import ImageProperties
+
+__all__ = ["imopen", "imread", "imwrite", "imiter", "improps", "immeta", "ImageProperties"]
+
+
+def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=None,
+           **kwargs) -> np.ndarray:
+    """Read an ndimage.
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource; a folder or glob reads a stack of slice files.
+    index : int, ``...`` or None
+        ``None``: the format's natural ndimage; an int: that ndimage;
+        ``...``: every ndimage stacked along a new first axis.
+    plugin, extension, format_hint
+        Choose the plugin (see :func:`imopen`).
+    **kwargs
+        Passed to the plugin's ``read``.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, imgio.v3 as iio
+    >>> data = iio.imwrite("<bytes>", np.zeros((4, 8), np.uint8), extension=".tif")
+    >>> iio.imread(data).shape
+    (4, 8)
+    """
+    if index is not None:
+        kwargs["index"] = index
+    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+        return np.asarray(f.read(**kwargs))
+
+
+def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> Iterator[np.ndarray]:
+    """Yield the ndimages of a resource one at a time.
+
+    A generator: the file is opened on the first ``next()`` and closed when the
+    iteration ends (or the generator is closed).
+    """
+    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+        for image in f.iter(**kwargs):
+            yield np.asarray(image)
+
+
+def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwargs):
+    """Write an ndimage, or a list of ndimages, to ``uri``.
+
+    Returns
+    -------
+    bytes or None
+        The encoded bytes when ``uri`` is ``"<bytes>"``.
+
+    Notes
+    -----
+    Writes to a path are atomic: the data goes into a temporary file beside the
+    target, renamed over it only when the write succeeded.
+    """
+    with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+        f.write(image, **kwargs)
+    return f.request.finish()
+
+
+def improps(uri, *, index: Any = None, plugin=None, extension=None, **kwargs) -> ImageProperties:
+    """Shape, dtype and physical properties of an ndimage, without reading pixels.
+
+    ``improps(uri, **kw).shape == imread(uri, **kw).shape`` for the same arguments.
+    """
+    with imopen(uri, "r", plugin=plugin, extension=extension) as f:
+        return f.properties(index=index, **kwargs)
+
+
+def immeta(uri, *, index: Any = None, plugin=None, extension=None, exclude_applied: bool = True,
+           **kwargs) -> dict:
+    """Format-specific metadata of an ndimage (``index=None``: file-level metadata)."""
+    with imopen(uri, "r", plugin=plugin, extension=extension) as f:
+        return f.metadata(index=index, exclude_applied=exclude_applied, **kwargs)
