@@ -99,6 +99,20 @@ class PluginV3:
         """Write an ndimage or a batch; returns bytes for the ``"<bytes>"`` target."""
         raise NotImplementedError(f"The {self.name} plugin cannot write.")
 
+    def append(self, frame, **kwargs) -> None:
+        """Add one frame to a growing ndimage (streaming writes, v2 ``append_data``).
+
+        Plugins that can grow one series on disk (TIFF pages, HDF5 resizable
+        datasets) override this so a long acquisition never sits in memory.  The
+        default writes the frame as a new ndimage.
+        """
+        self.write(frame, **kwargs)
+
+    def to_dask(self, *, index: Any = None, chunks: Any = "native"):
+        """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazy`)."""
+        from ..lazy import plugin_to_dask
+        return plugin_to_dask(self, index=index, chunks=chunks)
+
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape, dtype and physical metadata without decoding pixels."""
         raise NotImplementedError(f"The {self.name} plugin has no properties().")
