@@ -76,6 +76,7 @@ class Request:
         self._result: bytes | None = None
         self._finished = False
         self._bytes: bytes | None = None
+        self._head: bytes | None = None
         self.path: str | None = None
         self.kind = self._parse_uri(uri)
         for name, value in (("extension", extension), ("format_hint", format_hint)):
@@ -246,15 +247,19 @@ class Request:
 
     @property
     def firstbytes(self) -> bytes:
-        """The first bytes of a readable single-file resource ('' for folders)."""
+        """The first bytes of a readable single-file resource ('' for folders).
+
+        Read once and cached; the file handle opened for it is the one
+        :meth:`get_file` returns afterwards (rewound), so a read opens the file once.
+        """
+        if self._head is not None:
+            return self._head
         if self.io_mode != "r" or self.kind in ("dir", "glob"):
             return b""
         if self.kind == "bytes":
-            return self._bytes[:FIRST_BYTES]
-        if self.kind == "path":
-            with open(self.path, "rb") as fh:
-                return fh.read(FIRST_BYTES)
-        fh = self._file
+            self._head = self._bytes[:FIRST_BYTES]
+            return self._head
+        fh = self.get_file()
         try:
             pos = fh.tell()
             data = fh.read(FIRST_BYTES)
@@ -264,6 +269,7 @@ class Request:
                 f"Cannot read {self.filename}: the file object must be seekable so that "
                 "imgio can look at its first bytes and rewind."
             ) from exc
+        self._head = data
         return data
 
     def size(self) -> int | None:
