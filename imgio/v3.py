@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .core import limits
 from .core.imopen import imopen
 from .core.plugin import ImageProperties
 
@@ -16,7 +17,7 @@ __all__ = ["imopen", "imread", "imwrite", "imiter", "improps", "immeta", "ImageP
 
 
 def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=None,
-           **kwargs) -> np.ndarray:
+           max_bytes: int | None = None, **kwargs) -> np.ndarray:
     """Read an ndimage.
 
     Parameters
@@ -28,6 +29,10 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
         ``...``: every ndimage stacked along a new first axis.
     plugin, extension, format_hint
         Choose the plugin (see :func:`imopen`).
+    max_bytes : int or bool, optional
+        Refuse (with :class:`~imgio.errors.ImageTooLargeError`, before allocating)
+        an image larger than this; ``None`` uses :mod:`imgio.core.limits`'
+        default (physical memory), ``False`` disables the check.
     **kwargs
         Passed to the plugin's ``read``.
 
@@ -45,7 +50,25 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
     if index is not None:
         kwargs["index"] = index
     with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+        if not kwargs.get("mmap") and kwargs.get("out") is None:
+            _guard_size(f, index, kwargs, max_bytes)
         return np.asarray(f.read(**kwargs))
+
+
+#: read keywords that also select what ``properties`` describes
+_SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "mode", "pilmode")
+
+
+def _guard_size(plugin, index, kwargs, limit) -> None:
+    """Refuse, before any allocation, a read larger than the size limit."""
+    if limit is not None and not limit:
+        return
+    selection = {k: kwargs[k] for k in _SELECTION_KEYWORDS if k in kwargs}
+    try:
+        props = plugin.properties(index=index, **selection)
+    except NotImplementedError:
+        return
+    limits.check_nbytes(props.shape, props.dtype, plugin.request.filename, limit)
 
 
 def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> Iterator[np.ndarray]:
@@ -70,11 +93,20 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
     Notes
     -----
     Writes to a path are atomic: the data goes into a temporary file beside the
-    target, renamed over it only when the write succeeded.
+    target, renamed over it only when the write succeeded.  A dask array is
+    written block row by block row (:func:`imgio.lazy.write_dask`).
     """
+    if _is_dask(image):  # never imports dask unless given a dask array
+        from .lazy import write_dask
+        return write_dask(uri, image, plugin=plugin, extension=extension,
+                          format_hint=format_hint, **kwargs)
     with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint) as f:
         f.write(image, **kwargs)
     return f.request.finish()
+
+
+def _is_dask(image) -> bool:
+    return type(image).__module__.startswith("dask") and hasattr(image, "compute")
 
 
 def improps(uri, *, index: Any = None, plugin=None, extension=None, **kwargs) -> ImageProperties:

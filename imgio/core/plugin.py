@@ -15,6 +15,8 @@ its format (plugin choice then tries the next candidate) and
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -62,11 +64,39 @@ class ImageProperties:
         self.dtype = np.dtype(self.dtype)
 
 
+#: plugin methods that run under the plugin's lock (see :class:`PluginV3`)
+_LOCKED_METHODS = ("read", "write", "append", "properties", "metadata")
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class PluginV3:
     """Base class of imgio plugins (the imageio v3 plugin contract).
 
     Subclasses set the class attributes below and override the methods.
+
+    Thread safety: one plugin object may be shared between threads.  Its
+    ``read``, ``write``, ``append``, ``properties`` and ``metadata`` calls are
+    serialized by a per-object re-entrant lock (applied automatically to the
+    methods subclasses define), so backends that keep a file position never
+    see interleaved calls; ``iter`` takes the lock for each item it reads.
+    For parallel reads of one file, open one reader per thread.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _LOCKED_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_imgio_locked", False):
+                wrapped = _locked(method)
+                wrapped._imgio_locked = True
+                setattr(cls, name, wrapped)
 
     #: registry name, e.g. ``"tifffile"``
     name: str = ""
@@ -80,6 +110,7 @@ class PluginV3:
     def __init__(self, request: Request) -> None:
         self._request = request
         self._closed = False
+        self._lock = threading.RLock()
 
     # -- contract ----------------------------------------------------------------
     @property
@@ -131,6 +162,13 @@ class PluginV3:
 
     # -- helpers for subclasses ----------------------------------------------------
     def _close(self, success: bool) -> bytes | None:
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # a constructor failed before the base __init__ ran
+            return self._request.finish(success=False)
+        with lock:
+            return self._close_locked(success)
+
+    def _close_locked(self, success: bool) -> bytes | None:
         if self._closed:
             return self._request._result
         self._closed = True
