@@ -37,3 +37,11 @@ cpdef void copy_bytes3(const unsigned char[:, :, :] src,
         for r in range(rows):
             for c in range(cols):
                 memcpy(&dst[r, c, 0], &src[r, c, 0], <size_t>width)
+
+
+cpdef void copy_contiguous(const unsigned char[::1] src,
+                           unsigned char[::1] dst) noexcept nogil:
+    """Copy one contiguous byte run into another of the same length (a memcpy)."""
+    cdef Py_ssize_t n = src.shape[0]
+    if n:
+        memcpy(&dst[0], &src[0], <size_t>n)

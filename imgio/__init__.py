@@ -30,7 +30,7 @@ for _name in ("imread mimread volread mvolread imwrite mimwrite volwrite mvolwri
               "show_formats RETURN_BYTES formats Array").split():
     _LAZY[_name] = "imgio.v2"
 for _name in ("to_dask", "lazy", "LazyArray"):
-    _LAZY[_name] = "imgio.lazy"
+    _LAZY[_name] = "imgio.lazyio"
 del _name
 
 __all__ = sorted(_LAZY) + ["__version__"]

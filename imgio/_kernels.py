@@ -8,14 +8,207 @@ plain NumPy twin in :mod:`imgio._reference` that the tests compare against.
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ._ext import convert as _convert
 from ._ext import stack as _stack
 from .errors import DTypeError, ShapeError
 
-__all__ = ["stack_frames", "copy_frame"]
+__all__ = [
+    "stack_frames", "copy_frame",
+    "is_batch", "is_volume", "classify_shape", "check_image",
+    "to_uint", "to_native", "bool_to_uint8", "planar_to_interleaved",
+    "interleaved_to_planar",
+]
+
+
+# -- shape validation (imageio 2.38 v2 semantics) ----------------------------------
+# Pure Python on purpose: these are O(1) on a shape tuple.  A Cython version was
+# benchmarked and did not earn its place (see benchmarks/test_bench_kernels.py).
+
+def _ndim_shape(x: Any) -> tuple[int, tuple[int, ...]]:
+    if isinstance(x, np.ndarray):
+        return x.ndim, x.shape
+    a = np.asarray(x)
+    return a.ndim, a.shape
+
+
+def is_batch(x: Any) -> bool:
+    """Whether ``x`` is a batch of images in imageio v2's sense.
+
+    A list or tuple always is; an array is unless it is 2-D or 3-D with fewer
+    than 5 channels (the last axis), i.e. a single gray/RGB(A) image.
+    """
+    if isinstance(x, (list, tuple)):
+        return True
+    ndim, shape = _ndim_shape(x)
+    if ndim <= 2:
+        return False
+    if ndim == 3 and shape[2] < 5:
+        return False
+    return True
+
+
+def is_volume(x: Any) -> bool:
+    """Whether ``x`` is a volume in imageio v2's sense.
+
+    A 3-D array whose last axis has 5 or more elements, or a 4-D array whose
+    last axis (the voxel's channels) has fewer than 5.  Lists are not volumes.
+    """
+    if isinstance(x, (list, tuple)):
+        return False  # imageio: np.asarray of a list of images, judged below
+    ndim, shape = _ndim_shape(x)
+    if ndim == 3:
+        return shape[2] >= 5
+    if ndim == 4:
+        return shape[3] < 5
+    return False
+
+
+def classify_shape(shape: Iterable[int]) -> str:
+    """Name the kind of image an array of ``shape`` holds (imageio v2 rules).
+
+    Returns one of ``"gray"`` (H, W), ``"channels"`` (H, W, 1|2), ``"rgb"``
+    (H, W, 3), ``"rgba"`` (H, W, 4), ``"volume"`` (Z, H, W>=5, or Z, H, W, 1|2),
+    ``"volume_rgb"`` (Z, H, W, 3|4), ``"batch"`` (anything else of 4 or more
+    dimensions) or ``"invalid"`` (fewer than 2 dimensions, negative sizes).
+    """
+    shape = tuple(operator.index(s) for s in shape)
+    ndim = len(shape)
+    if ndim < 2 or min(shape) < 0:
+        return "invalid"
+    if ndim == 2:
+        return "gray"
+    last = shape[-1]
+    if ndim == 3:
+        if last < 3:
+            return "channels"
+        if last == 3:
+            return "rgb"
+        if last == 4:
+            return "rgba"
+        return "volume"
+    if ndim == 4 and last < 5:
+        return "volume_rgb" if last >= 3 else "volume"
+    return "batch"
+
+
+_KINDS = ("image", "images", "volume", "volumes")
+
+
+def _got(arr: np.ndarray) -> str:
+    return f" Got an array of shape {arr.shape} and dtype {arr.dtype}."
+
+
+def _as_array(im: Any) -> np.ndarray:
+    try:
+        return np.asarray(im)
+    except ValueError as exc:  # ragged nested sequences
+        raise ShapeError(f"Image data is not a regular array: {exc}") from None
+
+
+def _squeeze_trailing(arr: np.ndarray, min_ndim: int) -> np.ndarray:
+    while arr.ndim > min_ndim and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    return arr
+
+
+def _check_numeric(original: Any, arr: np.ndarray, where: str = "") -> None:
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DTypeError(
+            f"Image{where} is not numeric, but {type(original).__name__}.{_got(arr)}")
+
+
+def _check_one(original: Any, *, kind: str, squeeze: bool, where: str = "") -> np.ndarray:
+    arr = _as_array(original)
+    _check_numeric(original, arr, where)
+    if kind == "image":
+        if squeeze:
+            arr = _squeeze_trailing(arr, 2)
+        if arr.ndim < 2 or is_batch(arr):
+            raise ShapeError(f"Image{where} must be 2D (grayscale, RGB, or RGBA).{_got(arr)}")
+    else:  # volume
+        if squeeze:
+            arr = _squeeze_trailing(arr, 3)
+        if not is_volume(arr):
+            raise ShapeError(
+                f"Image{where} must be 3D, or 4D if each voxel is a tuple.{_got(arr)}")
+    return arr
+
+
+def check_image(im: Any, *, kind: str, squeeze: bool = False) -> Any:
+    """Validate image data the way imageio v2's writers do, with better messages.
+
+    Parameters
+    ----------
+    im : array_like or sequence of array_like
+        One image or volume (``kind="image"``/``"volume"``), or a batch of them
+        (``kind="images"``/``"volumes"``: a list/tuple or an array whose first
+        axis indexes the images).
+    kind : {"image", "images", "volume", "volumes"}
+        What ``im`` must be (the rules of ``imwrite``, ``mimwrite``, ``volwrite``
+        and ``mvolwrite``).
+    squeeze : bool
+        Drop trailing singleton axes first, so ``(H, W, 1)`` is a gray image.
+        Axes are only dropped down to 2-D for an image and 3-D for a volume
+        (each element of a batch is squeezed on its own).
+
+    Returns
+    -------
+    numpy.ndarray or list of numpy.ndarray
+        The validated array; for a batch, the list of validated arrays, or the
+        array itself when given an array batch.
+
+    Raises
+    ------
+    DTypeError
+        The data are not numeric (bool, object and str are not).
+    ShapeError
+        The shape does not fit ``kind``.
+    """
+    if kind in ("image", "volume"):
+        return _check_one(im, kind=kind, squeeze=squeeze)
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
+    if isinstance(im, np.ndarray):
+        if kind == "images" and not is_batch(im):
+            raise ShapeError(f"Image data must be a sequence of ndimages.{_got(im)}")
+        if im.ndim == 0:
+            raise ShapeError(
+                f"Image data must be a sequence of volumes.{_got(im)}")
+        _check_numeric(im, im)
+        if kind == "images":
+            return _squeeze_trailing(im, 3) if squeeze else im
+        elem = im[:0].reshape(im.shape[1:]) if im.shape[0] == 0 else im[0]
+        _check_one(elem, kind="volume", squeeze=squeeze, where=" 0")
+        return _squeeze_trailing(im, 4) if squeeze else im
+    if kind == "images" and not is_batch(im):
+        arr = _as_array(im)
+        raise ShapeError(f"Image data must be a sequence of ndimages.{_got(arr)}")
+    try:
+        items = list(im)
+    except TypeError:
+        what = "ndimages" if kind == "images" else "volumes"
+        raise ShapeError(
+            f"Image data must be a sequence of {what}, not {type(im).__name__}.") from None
+    out = []
+    for i, item in enumerate(items):
+        where = f" {i} of the sequence"
+        if kind == "images":
+            arr = _as_array(item)
+            _check_numeric(item, arr, where)
+            if squeeze:
+                arr = _squeeze_trailing(arr, 2)
+            if arr.ndim < 2:
+                raise ShapeError(f"Image data must be a sequence of ndimages, but image "
+                                 f"{i} has fewer than 2 dimensions.{_got(arr)}")
+        else:
+            arr = _check_one(item, kind="volume", squeeze=squeeze, where=where)
+        out.append(arr)
+    return out
 
 
 # -- volume stacking ---------------------------------------------------------------
@@ -66,6 +259,10 @@ def copy_frame(dst: np.ndarray, src: Any) -> None:
     if not dst.flags.writeable:
         raise ValueError("the output array is read-only")
     if src.size == 0:
+        return
+    if src.flags.c_contiguous and dst.flags.c_contiguous:
+        # the common case: one memcpy, skipping the strided-view set-up
+        _stack.copy_contiguous(src.reshape(-1).view(np.uint8), dst.reshape(-1).view(np.uint8))
         return
     s3 = _byte_view3(src, writeable=False)
     d3 = _byte_view3(dst, writeable=True)
@@ -175,3 +372,441 @@ def stack_frames(frames: Iterable[Any], out: np.ndarray | None = None, *,
         else:
             return out[:count]
     return out
+
+
+# -- pixel-buffer conversion -------------------------------------------------------
+_MODE_UNIT, _MODE_RANGE, _MODE_SHIFT, _MODE_CLIP = 0, 1, 2, 3
+#: dtypes the numeric kernels read directly (native order, or swapped on load)
+_KERNEL_KINDS = {np.dtype(t) for t in
+                 ("u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8")}
+_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_CHUNK_BYTES = 1 << 22  # float16/longdouble are converted 4 MiB at a time
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=") if dtype.byteorder not in "=|" else dtype
+
+
+def _is_swapped(dtype: np.dtype) -> bool:
+    return not dtype.isnative
+
+
+def _blocks2(*arrays: np.ndarray) -> Iterable[tuple[np.ndarray, ...]]:
+    """Equally shaped arrays as matching 2-D views, the fewest possible.
+
+    Axes are ordered by the first array's strides (largest first), size-1 axes
+    dropped, and neighbours merged where every array allows it.  Up to two
+    groups come back as one block each; more are iterated in Python over the
+    outer axes (only for layouts such as a transposed slice of a volume).
+    """
+    first = arrays[0]
+    if first.size == 0:
+        return
+    order = sorted((ax for ax in range(first.ndim) if first.shape[ax] != 1),
+                   key=lambda ax: -abs(first.strides[ax]))
+    shape = [first.shape[ax] for ax in order]
+    strides = [[a.strides[ax] for ax in order] for a in arrays]
+    i = len(shape) - 1
+    while i > 0:  # merge axis i into axis i - 1 where all arrays allow it
+        if all(st[i - 1] == st[i] * shape[i] for st in strides):
+            shape[i - 1] *= shape[i]
+            del shape[i]
+            for st in strides:
+                st[i - 1] = st[i]  # the merged axis steps like the inner one
+                del st[i]
+        i -= 1
+    while len(shape) < 2:
+        shape.insert(0, 1)
+        for st in strides:
+            st.insert(0, 0)
+    views = [np.lib.stride_tricks.as_strided(a, shape=shape, strides=st,
+                                             writeable=a.flags.writeable)
+             for a, st in zip(arrays, strides)]
+    if len(shape) == 2:
+        yield tuple(views)
+        return
+    for idx in np.ndindex(*shape[:-2]):
+        yield tuple(v[idx] for v in views)
+
+
+def _row_chunks(arr: np.ndarray, out: np.ndarray) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """``arr`` and ``out`` cut along their largest axis into ~4 MiB pieces."""
+    if arr.ndim == 0:
+        yield arr.reshape(1), out.reshape(1)
+        return
+    ax = int(np.argmax(arr.shape))
+    per = max(1, arr.size // max(1, arr.shape[ax]))
+    step = max(1, _CHUNK_BYTES // max(1, per * arr.itemsize))
+    for start in range(0, arr.shape[ax], step):
+        sl = (slice(None),) * ax + (slice(start, start + step),)
+        yield arr[sl], out[sl]
+
+
+def _kernel_view(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A native-order view of ``arr`` (no copy) and whether its bytes are swapped."""
+    if _is_swapped(arr.dtype):
+        return arr.view(_native(arr.dtype)), True
+    return arr, False
+
+
+def _check_out(out: Any, shape: tuple[int, ...], dtype: Any, name: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.shape != shape:
+        raise ShapeError(f"out has shape {out.shape}, but {name} needs {shape}")
+    if out.dtype != np.dtype(dtype):
+        raise DTypeError(f"out has dtype {out.dtype}, but {name} needs {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def _seed(dtype: np.dtype) -> np.ndarray:
+    """``(largest, smallest)`` of ``dtype``: the identity of a (min, max) fold."""
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    big = np.inf if dtype.kind == "f" else info.max
+    return np.array([big, -big if dtype.kind == "f" else info.min], dtype)
+
+
+def _minmax(arr: np.ndarray) -> tuple[Any, Any, bool, bool, bool, bool]:
+    """(finite min, finite max, any finite, any NaN, any +inf, any -inf)."""
+    view, swap = _kernel_view(arr)
+    lohi = _seed(view.dtype)
+    flags = np.zeros(4, np.int64)
+    for (block,) in _blocks2(view):
+        bands = _split_rows(block)
+        parts = [(_seed(view.dtype), np.zeros(4, np.int64)) for _ in bands]
+        _run(lambda b, part: _convert.minmax2(b, swap, part[0], part[1]),
+             [(band[0], part) for band, part in zip(bands, parts)])
+        for plohi, pflags in parts:
+            lohi[0] = min(lohi[0], plohi[0])
+            lohi[1] = max(lohi[1], plohi[1])
+            flags |= pflags
+    if view.dtype.kind == "f" and (np.isinf(lohi[0]) or np.isinf(lohi[1])):
+        lohi = _seed(view.dtype)  # infinities present: the slow pass skips them
+        for (block,) in _blocks2(view):
+            _convert.minmax_finite2(block, swap, lohi, flags)
+    finite = bool(lohi[0] <= lohi[1])
+    return (view.dtype.type(lohi[0]), view.dtype.type(lohi[1]), finite,
+            bool(flags[1]), bool(flags[2]), bool(flags[3]))
+
+
+_PARALLEL_ITEMS = 1 << 22  # blocks this large are split over threads (GIL released)
+_POOL: Any = None
+
+
+def _split_rows(*blocks: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """2-D blocks cut into row bands, one per CPU, when they are large."""
+    rows, cols = blocks[0].shape
+    workers = min(os.cpu_count() or 1, 8)
+    if blocks[0].size < _PARALLEL_ITEMS or workers < 2:
+        return [blocks]
+    if rows >= workers:
+        step = -(-rows // workers)
+        return [tuple(b[i:i + step] for b in blocks) for i in range(0, rows, step)]
+    step = -(-cols // workers)  # a contiguous volume collapses into one long row
+    return [tuple(b[:, i:i + step] for b in blocks) for i in range(0, cols, step)]
+
+
+def _run(kernel: Callable[..., Any], bands: list[tuple[np.ndarray, ...]],
+         *args: Any) -> None:
+    """``kernel(*band, *args)`` for each band, on a thread pool if more than one."""
+    global _POOL
+    if len(bands) == 1:
+        kernel(*bands[0], *args)
+        return
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(min(os.cpu_count() or 1, 8),
+                                   thread_name_prefix="imgio-kernel")
+    for f in [_POOL.submit(kernel, *band, *args) for band in bands]:
+        f.result()
+
+
+def _scale(arr: np.ndarray, out: np.ndarray, mode: int, offset: float = 0.0,
+           rng: float = 1.0, scale: float = 0.0, shift: int = 0) -> None:
+    view, swap = _kernel_view(arr)
+    for src, dst in _blocks2(view, out):
+        bands = _split_rows(src, dst)
+        _run(lambda s, d: _convert.scale2(s, swap, d, mode, offset, rng, scale, shift),
+             bands)
+
+
+def _lossy(src: np.dtype, dst: np.dtype, extra: str) -> None:
+    import warnings
+    warnings.warn(f"Lossy conversion from {src.name} to {dst.name}. {extra} Convert image "
+                  f"to {dst.name} prior to saving to suppress this warning.",
+                  UserWarning, stacklevel=3)
+
+
+def to_uint(image: Any, bitdepth: int | None = 8, out: np.ndarray | None = None) -> np.ndarray:
+    """Scale an image to ``uint8`` or ``uint16`` the way imageio does before writing.
+
+    The rules of ``imageio.core.util.image_as_uint``:
+
+    - already ``uint8`` (``bitdepth=8``) or ``uint16`` (16): returned as is;
+    - floats whose non-NaN values all lie in [0, 1]: ``x * (2**bitdepth - 1)``,
+      rounded half up (imageio adds 0.499999999 and truncates);
+    - ``uint16`` to 8 bits, ``uint32`` and ``uint64``: the top bits are kept
+      (right shift);
+    - everything else (signed ints, ``uint8`` to 16 bits, bool, floats outside
+      [0, 1]): ``(x - min) / (max - min)`` scaled to the full range; a constant
+      image is cast as is (saturated to the output range).
+
+    Every lossy case issues a ``UserWarning`` ("Lossy conversion from X to Y").
+    NaN becomes 0 and is ignored for min/max; +inf becomes the top value, -inf
+    0, and both are ignored for min/max (imageio raises on them).  Non-native
+    byte order is read as the value it holds.  The work runs in two passes with
+    the GIL released and no temporaries beyond ``out``.  See the "Pixel
+    conversion (to_uint)" section of ``docs/migration.md`` for the differences
+    from imageio.
+
+    Parameters
+    ----------
+    image : array_like
+        Real numeric or bool data, any shape, byte order and strides.
+    bitdepth : {8, 16}
+        Output ``uint8`` or ``uint16`` (``None``/0 means 8, as in imageio).
+    out : numpy.ndarray, optional
+        Output of the same shape and the target dtype (native order).  Given
+        ``out``, the result is always written into it, even for passthrough.
+
+    Raises
+    ------
+    DTypeError
+        Complex, string, object or structured data.
+    ShapeError, ValueError
+        ``out`` of the wrong shape or dtype, a bitdepth other than 8 or 16.
+    """
+    if not bitdepth:
+        bitdepth = 8
+    if bitdepth not in (8, 16):
+        raise ValueError(f"Bitdepth must be either 8 or 16, not {bitdepth!r}")
+    out_dtype = np.dtype(np.uint8 if bitdepth == 8 else np.uint16)
+    arr = np.asarray(image)
+    dt = arr.dtype
+    if dt.kind not in "biuf" or dt.fields is not None or dt.subdtype is not None:
+        raise DTypeError(f"to_uint needs real numbers or bool, not {dt} (image of shape "
+                         f"{arr.shape}); convert complex data with np.abs or .real first")
+    native = _native(dt)
+    if out is None:
+        if native == out_dtype and not _is_swapped(dt):
+            return arr  # passthrough, like imageio
+        out = np.empty_like(arr, dtype=out_dtype)
+    else:
+        out = _check_out(out, arr.shape, out_dtype, f"to_uint(bitdepth={bitdepth})")
+    if arr.size == 0:
+        return out
+    top = float(2 ** bitdepth - 1)
+
+    if native == out_dtype:  # same type, maybe byte-swapped: a copy
+        _scale(arr, out, _MODE_CLIP)
+        return out
+    if dt.kind == "b":
+        arr = arr.view(np.uint8)
+        native = arr.dtype
+    if native.kind == "u" and native.itemsize > out_dtype.itemsize:
+        bits = 8 * native.itemsize - bitdepth
+        _lossy(native, out_dtype, f"Losing {bits} bits of resolution.")
+        if native in _KERNEL_KINDS:
+            _scale(arr, out, _MODE_SHIFT, shift=bits)
+        else:  # pragma: no cover - no such unsigned type today
+            np.right_shift(arr, bits, out=out, casting="unsafe")
+        return out
+
+    if native not in _KERNEL_KINDS or not _kernel_layout(arr):
+        # float16, longdouble, unaligned or odd strides: converted a chunk at a time
+        return _to_uint_chunked(arr, out, bitdepth)
+
+    lo, hi, finite, has_nan, pinf, ninf = _minmax(arr)
+    _to_uint_apply(arr, out, dt, native, out_dtype, top, lo, hi, finite, has_nan, pinf, ninf)
+    return out
+
+
+def _to_uint_apply(arr: np.ndarray, out: np.ndarray, dt: np.dtype, native: np.dtype,
+                   out_dtype: np.dtype, top: float, lo: Any, hi: Any, finite: bool,
+                   has_nan: bool, pinf: bool, ninf: bool,
+                   chunks: Iterable[tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+    """Pick the rule from the min/max pass and run the scaling pass."""
+    notes = []
+    if has_nan:
+        notes.append("NaN written as 0.")
+    if pinf or ninf:
+        notes.append("+-inf saturated.")
+    note = (" " + " ".join(notes)) if notes else ""
+    src_name = dt if dt.kind == "b" else native
+    if dt.kind == "f" and finite and not (pinf or ninf) and float(lo) >= 0 and float(hi) <= 1:
+        _lossy(src_name, out_dtype, "Range [0, 1]." + note)
+        args: tuple = (_MODE_UNIT, 0.0, 1.0, top)
+    elif not finite or lo == hi:
+        # constant (or no finite values): cast as is, saturated
+        if finite and not (0 <= float(lo) <= top):
+            _lossy(src_name, out_dtype, f"Value {lo} clipped to [0, {top:.0f}]." + note)
+        elif notes:
+            _lossy(src_name, out_dtype, note.strip())
+        args = (_MODE_CLIP, 0.0, 1.0, 1.0)
+    else:
+        if native.kind == "f":
+            with np.errstate(over="ignore"):
+                rng = float(hi - lo)  # in the input's precision, exactly as imageio
+            if not np.isfinite(rng):  # float32 range overflow: imageio gives all 0
+                rng = float(hi) - float(lo)
+        else:
+            rng = float(int(hi) - int(lo))  # exact (imageio's can overflow)
+        _lossy(src_name, out_dtype, f"Range [{lo}, {hi}]." + note)
+        args = (_MODE_RANGE, float(lo), rng, top)
+    if chunks is None:
+        _scale(arr, out, *args)
+    else:
+        for src, dst in chunks:
+            _scale(src, dst, *args)
+
+
+def _kernel_layout(arr: np.ndarray) -> bool:
+    """Whether the numeric kernels can walk ``arr`` in place (aligned items)."""
+    return arr.flags.aligned and all(st % arr.itemsize == 0 for st in arr.strides)
+
+
+def _to_uint_chunked(arr: np.ndarray, out: np.ndarray, bitdepth: int) -> np.ndarray:
+    """``to_uint`` on 4 MiB aligned copies: float16 and longdouble (as float32/64),
+    and arrays whose items are not aligned."""
+    native = _native(arr.dtype)
+    if native in _KERNEL_KINDS:
+        work = native
+    else:
+        work = np.dtype(np.float32 if arr.dtype.itemsize <= 4 else np.float64)
+    lo = hi = None
+    finite = has_nan = pinf = ninf = False
+    for src, _ in _row_chunks(arr, out):
+        c = _minmax(src.astype(work))
+        if c[2]:
+            lo = c[0] if lo is None else min(lo, c[0])
+            hi = c[1] if hi is None else max(hi, c[1])
+        finite |= c[2]
+        has_nan |= c[3]
+        pinf |= c[4]
+        ninf |= c[5]
+    if finite:  # min/max in the input's own type, for imageio's range arithmetic
+        lo, hi = native.type(lo), native.type(hi)
+    chunks = ((src.astype(work), dst) for src, dst in _row_chunks(arr, out))
+    _to_uint_apply(arr, out, arr.dtype, native, out.dtype, float(2 ** bitdepth - 1),
+                   lo, hi, finite, has_nan, pinf, ninf, chunks=chunks)
+    return out
+
+
+def _word_view(arr: np.ndarray, what: str) -> np.ndarray:
+    word = _WORDS.get(arr.dtype.itemsize)
+    if word is None:
+        raise DTypeError(f"{what} handles items of 1, 2, 4 or 8 bytes, not {arr.dtype} "
+                         f"({arr.dtype.itemsize} bytes)")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    return arr.view(word)
+
+
+def to_native(arr: Any) -> np.ndarray:
+    """``arr`` in the machine's byte order: ``arr`` itself if it already is.
+
+    A byte-swapped array is copied (same shape and memory order) with each
+    item's bytes reversed, without the GIL.  Complex items are swapped per
+    component.
+
+    Raises
+    ------
+    DTypeError
+        Structured or object dtypes.
+    """
+    arr = np.asarray(arr)
+    dt = arr.dtype
+    if dt.fields is not None or dt.subdtype is not None or dt.hasobject:
+        raise DTypeError(f"to_native handles plain numeric dtypes, not {dt}")
+    if dt.isnative:
+        return arr
+    native = _native(dt)
+    out = np.empty_like(arr, dtype=native)
+    if arr.size == 0:
+        return out
+    if dt.kind == "c":  # swap the real and imaginary parts separately
+        part = np.dtype(f"{dt.byteorder}f{dt.itemsize // 2}")
+        src = arr[..., None].view(part)
+        dst = out[..., None].view(_native(part))
+    else:
+        src, dst = arr, out
+    if src.dtype.itemsize not in _WORDS:
+        raise DTypeError(f"to_native handles items of 2, 4 or 8 bytes, not {dt}")
+    for s, d in _blocks2(_word_view(src, "to_native"), _word_view(dst, "to_native")):
+        _convert.swap2(s, d)
+    return out
+
+
+def bool_to_uint8(arr: Any, *, true_value: int = 1, out: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """A bool array as ``uint8``: ``true_value`` (default 1; 255 for masks) or 0.
+
+    Raises
+    ------
+    DTypeError
+        ``arr`` is not bool.
+    ValueError
+        ``true_value`` outside 0..255.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype != np.bool_:
+        raise DTypeError(f"bool_to_uint8 needs a bool array, not {arr.dtype}")
+    if not 0 <= operator.index(true_value) <= 255:
+        raise ValueError(f"true_value must be in 0..255, not {true_value}")
+    if out is None:
+        out = np.empty_like(arr, dtype=np.uint8)
+    else:
+        out = _check_out(out, arr.shape, np.uint8, "bool_to_uint8")
+    for s, d in _blocks2(arr.view(np.uint8), out):
+        _convert.bool2(s, d, true_value)
+    return out
+
+
+def _transpose3(arr: Any, name: str, planar_in: bool) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        expect = "(C, H, W)" if planar_in else "(H, W, C)"
+        raise ShapeError(f"{name} needs a 3-D {expect} array, got shape {arr.shape}")
+    if arr.dtype.hasobject:
+        raise DTypeError(f"{name} cannot move object arrays, got {arr.dtype}")
+    if planar_in:
+        shape = (arr.shape[1], arr.shape[2], arr.shape[0])
+    else:
+        shape = (arr.shape[2], arr.shape[0], arr.shape[1])
+    out = np.empty(shape, dtype=arr.dtype)
+    if arr.size == 0:
+        return out
+    if arr.dtype.itemsize not in _WORDS:
+        # e.g. complex128 or structured items: let NumPy move them
+        out[...] = arr.transpose((1, 2, 0) if planar_in else (2, 0, 1))
+        return out
+    src, dst = _word_view(arr, name), _word_view(out, name)
+    if planar_in:
+        _convert.planar_to_interleaved3(src, dst)
+    else:
+        _convert.interleaved_to_planar3(src, dst)
+    return out
+
+
+def planar_to_interleaved(arr: Any) -> np.ndarray:
+    """``(C, H, W)`` planes to a C-contiguous ``(H, W, C)`` image (dtype kept).
+
+    Raises
+    ------
+    ShapeError
+        ``arr`` is not 3-D.
+    """
+    return _transpose3(arr, "planar_to_interleaved", True)
+
+
+def interleaved_to_planar(arr: Any) -> np.ndarray:
+    """``(H, W, C)`` pixels to C-contiguous ``(C, H, W)`` planes (dtype kept).
+
+    Raises
+    ------
+    ShapeError
+        ``arr`` is not 3-D.
+    """
+    return _transpose3(arr, "interleaved_to_planar", False)

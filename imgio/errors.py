@@ -22,6 +22,7 @@ __all__ = [
     "DTypeError",
     "BackendMissingError",
     "InitializationError",
+    "ClosedError",
     "ReadOnlyError",
     "file_not_found",
     "dir_not_found",
@@ -86,6 +87,10 @@ class InitializationError(ImgioError, ValueError):
 
     Internal signal for plugin selection; users see :class:`NoPluginError`.
     """
+
+
+class ClosedError(ImgioError, RuntimeError):
+    """A reader, writer or plugin was used after ``close()`` (imageio raises RuntimeError)."""
 
 
 class ReadOnlyError(ImgioError, OSError, ValueError):

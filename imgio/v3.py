@@ -9,7 +9,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .core import limits
 from .core.imopen import imopen
 from .core.plugin import ImageProperties
 
@@ -56,19 +55,14 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
 
 
 #: read keywords that also select what ``properties`` describes
-_SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "mode", "pilmode")
+_SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "setup", "mode", "pilmode",
+                       "as_gray", "rotate", "exifrotate")
 
 
 def _guard_size(plugin, index, kwargs, limit) -> None:
     """Refuse, before any allocation, a read larger than the size limit."""
-    if limit is not None and not limit:
-        return
     selection = {k: kwargs[k] for k in _SELECTION_KEYWORDS if k in kwargs}
-    try:
-        props = plugin.properties(index=index, **selection)
-    except NotImplementedError:
-        return
-    limits.check_nbytes(props.shape, props.dtype, plugin.request.filename, limit)
+    plugin.check_read_size(index=index, limit=limit, **selection)
 
 
 def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> Iterator[np.ndarray]:
@@ -94,10 +88,10 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
     -----
     Writes to a path are atomic: the data goes into a temporary file beside the
     target, renamed over it only when the write succeeded.  A dask array is
-    written block row by block row (:func:`imgio.lazy.write_dask`).
+    written block row by block row (:func:`imgio.lazyio.write_dask`).
     """
     if _is_dask(image):  # never imports dask unless given a dask array
-        from .lazy import write_dask
+        from .lazyio import write_dask
         return write_dask(uri, image, plugin=plugin, extension=extension,
                           format_hint=format_hint, **kwargs)
     with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint) as f:

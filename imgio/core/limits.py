@@ -15,6 +15,7 @@ limit is configurable:
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -28,6 +29,7 @@ __all__ = ["MAX_BYTES", "max_bytes", "check_nbytes"]
 MAX_BYTES: int | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def _physical_memory() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -57,7 +59,7 @@ def check_nbytes(shape, dtype, filename: str, limit=None) -> None:
     cap = max_bytes(limit)
     if cap == math.inf:
         return
-    nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if nbytes > cap:
         raise ImageTooLargeError(
             f"{filename} declares an image of shape {tuple(shape)} and dtype "

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import ImgioError
+from ..errors import ClosedError
 from .request import Request
 
 __all__ = ["ImageProperties", "PluginV3"]
@@ -91,6 +91,19 @@ class PluginV3:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_imgio_guarded", False):
+            # a constructor that refuses the resource must not, when the half-built
+            # object is collected, finish the request the next candidate plugin uses
+            @functools.wraps(init)
+            def guarded_init(self, *args, __init=init, **kw):
+                try:
+                    __init(self, *args, **kw)
+                except BaseException:
+                    self._closed = True
+                    raise
+            guarded_init._imgio_guarded = True
+            cls.__init__ = guarded_init
         for name in _LOCKED_METHODS:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "_imgio_locked", False):
@@ -140,9 +153,23 @@ class PluginV3:
         self.write(frame, **kwargs)
 
     def to_dask(self, *, index: Any = None, chunks: Any = "native"):
-        """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazy`)."""
-        from ..lazy import plugin_to_dask
+        """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazyio`)."""
+        from ..lazyio import plugin_to_dask
         return plugin_to_dask(self, index=index, chunks=chunks)
+
+    def check_read_size(self, *, index: Any = None, limit=None, **selection) -> None:
+        """Raise :class:`~imgio.errors.ImageTooLargeError` if a read would pass ``limit``.
+
+        Called by :func:`imgio.v3.imread` before reading, with the keywords that
+        select the image (``page``, ``dataset`` ...).  The default asks
+        :meth:`properties`; plugins with a cheaper answer override it.
+        """
+        from .limits import check_nbytes
+        try:
+            props = self.properties(index=index, **selection)
+        except NotImplementedError:
+            return
+        check_nbytes(props.shape, props.dtype, self._request.filename, limit)
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape, dtype and physical metadata without decoding pixels."""
@@ -184,8 +211,20 @@ class PluginV3:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ImgioError(f"I/O operation on the closed {self.name} plugin for "
+            raise ClosedError(f"I/O operation on the closed {self.name} plugin for "
                              f"{self._request.filename}.")
+
+    def _volume_index(self, index: Any) -> Any:
+        """``index`` for formats whose natural ndimage is a stack of frames.
+
+        v2's ``volread``/``mvolread`` (modes ``v``/``V``) read ``index=0``, which
+        for such formats (HDF5 series, folders of slices) would be one frame:
+        there it means the whole volume, ``None``.
+        """
+        if (isinstance(index, (int, np.integer)) and not isinstance(index, bool)
+                and index == 0 and self._request.image_mode in "vV"):
+            return None
+        return index
 
     def _index_error(self, index: Any, n: int, what: str = "image") -> IndexError:
         return IndexError(

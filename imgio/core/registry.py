@@ -20,6 +20,9 @@ __all__ = ["PluginSpec", "PLUGINS", "get_spec", "known_extensions"]
 
 Sniffer = Callable[[bytes], bool]
 
+#: plugin classes already imported, by spec
+_LOADED: dict = {}
+
 
 def _tiff(head: bytes) -> bool:
     return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -94,12 +97,16 @@ class PluginSpec:
         BackendMissingError
             If the backend module is not installed (with the pip command).
         """
+        cls = _LOADED.get(self)
+        if cls is not None:
+            return cls
         try:
             importlib.import_module(self.backend)
         except ImportError as exc:
             raise BackendMissingError(self.name, self.backend, self.extra) from exc
         module = importlib.import_module(self.module)
-        return getattr(module, self.class_name)
+        cls = _LOADED[self] = getattr(module, self.class_name)
+        return cls
 
     def backend_installed(self) -> bool:
         """Whether the backend can be imported (imports nothing when it is absent)."""
@@ -127,6 +134,25 @@ PLUGINS: list[PluginSpec] = [
         name="npz", module="imgio.plugins.npy", class_name="NpzPlugin",
         extensions=(".npz",), modes="iIvV", description="NumPy .npz archive of arrays",
         backend="numpy", sniff=_zip, aliases=("NPZ",),
+    ),
+    PluginSpec(
+        name="folder", module="imgio.plugins.folder", class_name="FolderPlugin",
+        extensions=(), modes="iIvV", backend="numpy", folders=True,
+        description="A folder or glob of slice files (TIFF or any format) read as one volume",
+    ),
+    PluginSpec(
+        name="pillow", module="imgio.plugins.pillow", class_name="PillowPlugin",
+        extensions=(".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp",
+                    ".dib", ".webp"),
+        modes="iI", description="PNG, APNG, JPEG, GIF, BMP and WebP via Pillow",
+        backend="PIL", sniff=_pillow,
+        aliases=("PIL", "PNG-PIL", "JPEG-PIL", "GIF-PIL", "BMP-PIL", "WEBP-PIL"),
+    ),
+    PluginSpec(
+        name="hdf5", module="imgio.plugins.hdf5", class_name="Hdf5Plugin",
+        extensions=(".h5", ".hdf5", ".he5", ".nwb", ".ims"), modes="iIvV",
+        description="HDF5 datasets (incl. BigDataViewer, Imaris .ims) via h5py",
+        backend="h5py", sniff=_hdf5, aliases=("HDF5", "h5py"),
     ),
     # <registry: add plugins above this line>
 ]

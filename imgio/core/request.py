@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob as _glob
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path, PurePath
 from typing import Any
@@ -117,9 +118,13 @@ class Request:
             path = os.path.abspath(os.path.expanduser(uri))
             self.path = self.filename = path
             if reading:
-                if os.path.isdir(path):
+                try:
+                    mode = os.stat(path).st_mode  # one system call for both questions
+                except OSError:
+                    mode = 0
+                if stat.S_ISDIR(mode):
                     return "dir"
-                if os.path.isfile(path):
+                if stat.S_ISREG(mode):
                     return "path"
                 if _is_glob(uri) and _glob.glob(os.path.expanduser(uri)):
                     return "glob"
@@ -169,7 +174,7 @@ class Request:
                 return None
         if self.kind in ("bytes", "return_bytes", "dir"):
             return None
-        suffix = PurePath(name).suffix.lower()
+        suffix = os.path.splitext(name)[1].lower()
         return suffix or None
 
     # -- what plugins use --------------------------------------------------------
@@ -195,7 +200,8 @@ class Request:
             if self.io_mode == "r":
                 self._file = open(self.path, "rb")
             else:
-                self._file = open(self.get_local_filename(), "wb")
+                # readable too: some writers finish a file by rewriting its header
+                self._file = open(self.get_local_filename(), "w+b")
             self._own_file = True
         elif self.kind == "bytes":
             self._file = io.BytesIO(self._bytes)
@@ -309,6 +315,7 @@ class Request:
                 self._file = None
         if self._tmp_path is not None:
             if success:
+                os.chmod(self._tmp_path, self._target_mode())
                 os.replace(self._tmp_path, self.path)
             else:
                 try:
@@ -329,6 +336,18 @@ class Request:
                 pass
             self._local_tmp = None
         return self._result
+
+    def _target_mode(self) -> int:
+        """Permissions for the committed file: the old file's, else the umask default.
+
+        (``mkstemp`` creates temporary files with mode 0600.)
+        """
+        try:
+            return os.stat(self.path).st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            return 0o666 & ~umask
 
     def _file_write_back(self, fh) -> None:
         target = self.raw_uri

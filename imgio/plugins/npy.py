@@ -7,7 +7,10 @@ member headers, so ``improps`` never decompresses pixel data.
 from __future__ import annotations
 
 import re
+import struct
+import tokenize
 import zipfile
+import zlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,7 +23,11 @@ from ..errors import CorruptFileError, InitializationError, ShapeError
 
 __all__ = ["NpyPlugin", "NpzPlugin"]
 
-_DAMAGE = (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError)
+#: what NumPy, zipfile and zlib raise for damaged files (header parsing goes
+#: through the tokenizer and ``ast.literal_eval``)
+_DAMAGE = (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError, zlib.error,
+           SyntaxError, tokenize.TokenError, struct.error, RecursionError,
+           NotImplementedError, RuntimeError)  # zipfile: encrypted member
 
 
 def _header(fh) -> tuple[tuple[int, ...], np.dtype, bool]:

@@ -4,19 +4,47 @@ tifffile groups a file's pages into series (an ImageJ hyperstack, an OME
 image, a plain multi-page stack are each one series), so the shape of an
 ndimage is what tifffile's series says: never a flattened or first-page shape.
 
+Physical metadata
+-----------------
+``properties()`` reports ``axes`` (tifffile's letters, e.g. ``"TZCYX"``),
+``spacing`` (the physical size of one step along each axis, ``None`` where
+unknown) and ``units`` (``"um"``, ``"nm"``, ``"s"`` ...; ``None`` where
+unknown).  Sources, first match wins: OME ``PhysicalSizeX/Y/Z`` and
+``TimeIncrement``; ImageJ ``spacing``/``finterval`` plus the resolution tags in
+the ImageJ ``unit``; the JSON description imgio writes for plain stacks; LSM
+voxel sizes; MetaMorph calibration; the resolution tags with their unit.
+
 Keywords
 --------
-read(index=None, page=None, out=None, **kw)
+read(index=None, page=None, out=None, mmap=False, fast=True, maxworkers=None, **kw)
     ``index`` selects the series (``...`` stacks all series, which must have
     equal shapes); ``page=k`` reads one page: of series ``index`` when
-    ``index`` is an int, of the whole file otherwise.  Other keywords go to
-    ``TiffFile.asarray`` (``maxworkers``, ``out="memmap"`` ...).
-write(ndimage, is_batch=None, **kw)
+    ``index`` is an int, of the whole file otherwise.  ``mmap=True`` returns a
+    read-only memory map of uncompressed contiguous data (opens instantly).
+    ``maxworkers`` threads decode compressed pages or read uncompressed data
+    (default: every core).  ``fast=False`` bypasses :mod:`imgio._fasttiff`.
+    Other keywords go to ``TiffFile.asarray``.
+write(ndimage, is_batch=None, spacing=None, axes=None, units=None, ome=None, **kw)
     One series per call, or one per element with ``is_batch=True`` or a list.
-    ``compression``, ``resolution``, ``metadata`` ... go to ``TiffWriter.write``.
+    With ``spacing``/``axes``/``units`` the file is an ImageJ hyperstack (Fiji
+    shows the voxel size) when ImageJ can hold the data, else OME-TIFF;
+    ``ome=True`` or a ``.ome.tif`` name writes OME-TIFF.  BigTIFF is chosen
+    when the data pass ~4 GB.  ``compression`` (``"zlib"``, ``"zstd"``,
+    ``"lzw"`` ...), ``maxworkers``, ``resolution``, ``metadata`` ... go to
+    ``TiffWriter.write``.
+append(frame, **kw)
+    Streams frames into one growing series on disk (a v2 Writer's
+    ``append_data``); reading back gives ``(n, *frame.shape)``.
 """
 from __future__ import annotations
 
+import functools
+import json
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,34 +53,205 @@ import tifffile
 from .. import _kernels
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _tiff
-from ..errors import CorruptFileError, InitializationError, ShapeError
+from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
+                      ImgioError, InitializationError, ShapeError)
 
-__all__ = ["TifffilePlugin"]
+__all__ = ["TifffilePlugin", "WRITES_PHYSICAL", "MAX_BYTES", "normalize_unit"]
+
+#: the plugin writes ``spacing``/``axes``/``units`` (checked by :mod:`imgio.demo`)
+WRITES_PHYSICAL = True
+
+#: largest decoded size the plugin itself lets a read allocate, in bytes
+#: (``None``: the machine's RAM).  :func:`imgio.v3.imread` applies the
+#: configurable limit of :mod:`imgio.core.limits` first.  Reads into ``out=``
+#: or with ``mmap=True`` are not limited.
+MAX_BYTES: int | None = None
 
 #: exceptions tifffile raises for damaged files
 _DAMAGE = (tifffile.TiffFileError, ValueError, EOFError, OSError, KeyError, IndexError,
+           RuntimeError,  # imagecodecs' decode errors (DeflateError ...)
            __import__("struct").error)
+
+#: classic TIFF holds 4 GB; leave room for the metadata
+_BIGTIFF_ABOVE = 2**32 - 2**25
+
+_NATIVE = "<" if np.little_endian else ">"
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+# -- the seam for the fast Cython parser ------------------------------------------------
+def _try_fast(path, out=None, max_bytes=None):
+    """Read ``path`` with :func:`imgio._fasttiff.read_simple`, or ``None`` if it declines.
+
+    The fast parser decides from the parsed tags; a file it recognises as
+    damaged raises :class:`~imgio.errors.CorruptFileError` (tifffile would
+    sometimes read such a file partially, with only a log message).
+    """
+    from .. import _fasttiff
+    return _fasttiff.read_simple(os.fspath(path), out=out, max_bytes=max_bytes)
+
+
+# -- units and physical sizes -------------------------------------------------------------
+_UNITS = {
+    "um": "um", "µm": "um", "μm": "um", "micron": "um", "microns": "um",
+    "micrometer": "um", "micrometre": "um", "\\u00b5m": "um",
+    "nm": "nm", "nanometer": "nm", "nanometre": "nm",
+    "mm": "mm", "millimeter": "mm", "millimetre": "mm",
+    "cm": "cm", "centimeter": "cm", "centimetre": "cm",
+    "m": "m", "meter": "m", "metre": "m",
+    "inch": "inch", "in": "inch", "inches": "inch",
+    "a": "angstrom", "å": "angstrom", "angstrom": "angstrom", "pm": "pm",
+    "s": "s", "sec": "s", "second": "s", "seconds": "s",
+    "ms": "ms", "µs": "us", "μs": "us", "us": "us", "ns": "ns",
+    "min": "min", "minute": "min", "minutes": "min", "h": "h", "hour": "h", "hours": "h",
+}
+#: how imgio writes a unit into ImageJ and OME metadata
+_IMAGEJ_UNIT = {"um": "micron"}
+_OME_UNIT = {"um": "µm", "us": "µs", "angstrom": "Å", "inch": "in"}
+_IN_CM = {"nm": 1e-7, "um": 1e-4, "mm": 0.1, "cm": 1.0, "m": 100.0, "inch": 2.54}
+
+
+def normalize_unit(unit: Any) -> str | None:
+    """``"micron"``, ``"µm"``, ``"um"`` -> ``"um"``; ``None`` for pixel or no unit."""
+    if unit is None:
+        return None
+    text = str(unit).strip()
+    if not text or text.lower() in ("pixel", "pixels", "px", "none"):
+        return None
+    return _UNITS.get(text, _UNITS.get(text.lower(), text))
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and math.isfinite(v) else None
+
+
+def _rational(value: Any) -> float | None:
+    """A resolution tag value ``(num, den)`` as ``num/den`` (pixels per unit)."""
+    try:
+        if isinstance(value, (tuple, list)):
+            return _positive(value[0] / value[1])
+        return _positive(value)
+    except (ZeroDivisionError, TypeError, IndexError):
+        return None
+
+
+def _resolution_yx(page) -> tuple[float | None, float | None]:
+    """(pixel height, pixel width) in resolution-tag units (``1 / resolution``)."""
+    tags = page.tags
+    out = []
+    for name in ("YResolution", "XResolution"):
+        tag = tags.get(name)
+        res = _rational(tag.value) if tag is not None else None
+        # rationals are approximations: 10 significant digits undo 1/0.325 -> 0.32499999...
+        out.append(float(f"{1.0 / res:.10g}") if res else None)
+    return out[0], out[1]
 
 
 def _resolution_spacing(page) -> tuple[tuple | None, tuple | None]:
     """(spacing, units) of the Y and X axes from a page's resolution tags."""
-    tags = page.tags
-    try:
-        xres = tags["XResolution"].value
-        yres = tags["YResolution"].value
-    except KeyError:
-        return None, None
-    unit_tag = tags.get("ResolutionUnit")
+    unit_tag = page.tags.get("ResolutionUnit")
     unit = int(unit_tag.value) if unit_tag is not None else 2
     names = {2: "inch", 3: "cm"}
     if unit not in names:  # RESUNIT.NONE: the numbers carry no physical size
         return None, None
-    try:
-        sx = xres[1] / xres[0]
-        sy = yres[1] / yres[0]
-    except (ZeroDivisionError, TypeError, IndexError):
+    sy, sx = _resolution_yx(page)
+    if sy is None or sx is None:
         return None, None
     return (sy, sx), (names[unit], names[unit])
+
+
+def _ome_images(xml: str) -> list[ET.Element]:
+    """The ``Image`` elements of an OME-XML document (namespace-agnostic)."""
+    root = ET.fromstring(xml)
+    return [el for el in root if el.tag.rsplit("}", 1)[-1] == "Image"]
+
+
+def _ome_physical(image: ET.Element) -> dict[str, tuple[float, str]]:
+    """Axis letter -> (spacing, unit) from an OME ``Image``'s ``Pixels``."""
+    pixels = next((el for el in image if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return {}
+    found = {}
+    for ax in "XYZ":
+        v = _positive(pixels.get(f"PhysicalSize{ax}"))
+        if v is not None:
+            found[ax] = (v, normalize_unit(pixels.get(f"PhysicalSize{ax}Unit", "µm")))
+    v = _positive(pixels.get("TimeIncrement"))
+    if v is not None:
+        found["T"] = (v, normalize_unit(pixels.get("TimeIncrementUnit", "s")))
+    return found
+
+
+def _per_axis(axes: str, found: dict[str, tuple[float, str | None]]):
+    """Spacing and units tuples along ``axes`` (``None`` everywhere -> ``(None, None)``)."""
+    if not found or not axes:
+        return None, None
+    spacing = tuple(found.get(a, (None, None))[0] for a in axes)
+    units = tuple(found.get(a, (None, None))[1] for a in axes)
+    if all(s is None for s in spacing):
+        return None, None
+    return spacing, units
+
+
+# -- reading uncompressed contiguous data with several threads --------------------------------
+def _pread_range(fd: int, offset: int, buf: memoryview) -> None:
+    pos, end, chunk = 0, len(buf), 1 << 24
+    while pos < end:
+        got = os.preadv(fd, [buf[pos:pos + chunk]], offset + pos)
+        if got <= 0:
+            raise EOFError(f"the file ends {end - pos} bytes before the image data do")
+        pos += got
+
+
+def _pread_into(path: str, offset: int, out: np.ndarray, workers: int) -> None:
+    """Fill the C-contiguous ``out`` with the file's bytes from ``offset`` on."""
+    buf = memoryview(out.reshape(-1).view(np.uint8))
+    n = len(buf)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        workers = max(1, min(workers, n // (8 << 20)))
+        if workers == 1:
+            _pread_range(fd, offset, buf)
+            return
+        step = -(-n // workers)
+        step += -step % 4096
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(_pread_range, fd, offset + a, buf[a:a + step])
+                       for a in range(0, n, step)]
+            for f in futures:
+                f.result()
+    finally:
+        os.close(fd)
+
+
+def _memory_limit(override=None) -> float:
+    """Largest eager read in bytes, a last-resort guard behind :mod:`imgio.core.limits`.
+
+    ``override`` (a read's ``max_bytes=``) goes through ``limits.max_bytes``;
+    otherwise ``MAX_BYTES`` here, else the machine's RAM (a larger read cannot
+    succeed).  The configurable per-process limit is applied by
+    :func:`imgio.v3.imread` before the plugin reads.
+    """
+    if override is not None:
+        try:
+            from ..core import limits
+            return limits.max_bytes(override)
+        except ImportError:  # pragma: no cover - older trees without the limits module
+            return float(override) if override else float("inf")
+    if MAX_BYTES is not None:
+        return float(MAX_BYTES)
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return float("inf")
 
 
 class TifffilePlugin(PluginV3):
@@ -63,28 +262,85 @@ class TifffilePlugin(PluginV3):
     extensions = (".tif", ".tiff", ".stk", ".lsm", ".btf", ".tf8", ".tf2")
     modes = "iIvV"
 
+    #: TiffWriter constructor keywords that ``write`` accepts on its first call
+    _WRITER_KEYS = ("bigtiff", "byteorder", "imagej", "ome", "shaped")
+
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)
-        self._tif = None
         self._writer = None
         self._writer_kwargs = kwargs
+        self._flavour: str | None = None
+        self._append_like: tuple | None = None
+        self._append_count = 0
+        self._append_contiguous = True
+        self._append_res: dict = {}
+        self._tif_obj = None
+        self._series_obj = None
+        self._deferred_limit: tuple | None = None
+        self._open_kwargs = kwargs
         if request.io_mode == "r":
             head = request.firstbytes
             if not _tiff(head):
                 raise InitializationError(f"not a TIFF file (first bytes {head[:4]!r})")
-            source = request.path if request.kind == "path" else request.get_file()
-            try:
-                self._tif = tifffile.TiffFile(source, **kwargs)
-                self._series = self._tif.series
-            except _DAMAGE as exc:
-                if self._tif is not None:
-                    self._tif.close()
-                raise CorruptFileError(
-                    f"{request.filename} looks like a TIFF file but cannot be parsed: {exc}"
-                ) from exc
-            if not self._series:
-                self._tif.close()
-                raise CorruptFileError(f"{request.filename} is a TIFF file with no images.")
+            if request.kind != "path" or kwargs:
+                self._open_tiff()
+            # else: tifffile parses the file only when something needs it, so a
+            # simple file read by the fast path never pays for tifffile's parsing
+
+    def _open_tiff(self) -> None:
+        request, kwargs = self._request, self._open_kwargs
+        source = request.path if request.kind == "path" else request.get_file()
+        tif = None
+        try:
+            tif = tifffile.TiffFile(source, **kwargs)
+            series = tif.series
+        except TypeError as exc:
+            if tif is not None:
+                tif.close()
+            if "unexpected keyword" in str(exc):
+                raise
+            raise CorruptFileError(
+                f"{request.filename} looks like a TIFF file but cannot be parsed: {exc}"
+            ) from exc
+        except Exception as exc:  # tifffile asserts, TypeErrors ... on damaged headers
+            if tif is not None:
+                tif.close()
+            raise CorruptFileError(
+                f"{request.filename} looks like a TIFF file but cannot be parsed: {exc}"
+            ) from exc
+        if not series:
+            tif.close()
+            raise CorruptFileError(f"{request.filename} is a TIFF file with no images.")
+        self._tif_obj, self._series_obj = tif, series
+
+    @property
+    def _tif(self):
+        """The ``tifffile.TiffFile``, opened on first use."""
+        if self._tif_obj is None and self._request.io_mode == "r":
+            self._open_tiff()
+        return self._tif_obj
+
+    @property
+    def _series(self):
+        if self._series_obj is None:
+            self._tif  # noqa: B018 - opens the file
+        return self._series_obj
+
+    def _fast_eligible(self, index, page, mmap, fast, kwargs) -> bool:
+        return (fast and index in (None, 0) and page is None and not mmap and not kwargs
+                and self._request.kind == "path" and not self._open_kwargs)
+
+    def check_read_size(self, *, index: Any = None, limit=None, **selection) -> None:
+        """The size guard; for a read the fast path may serve, it is deferred to it.
+
+        The fast parser checks the size from the header it parses anyway; if it
+        declines the file, :meth:`read` runs the ordinary check before tifffile.
+        """
+        if self._fast_eligible(index, selection.get("page"), False, True,
+                               {k: v for k, v in selection.items() if k != "page"}):
+            self._deferred_limit = (limit,)
+            return
+        super().check_read_size(index=index, limit=limit, **selection)
 
     # -- reading -------------------------------------------------------------------
     def _series_index(self, index: Any) -> int:
@@ -94,7 +350,33 @@ class TifffilePlugin(PluginV3):
         return CorruptFileError(
             f"{self._request.filename}: the TIFF data cannot be decoded: {exc}")
 
-    def read(self, *, index: Any = None, page: int | None = None, out=None, **kwargs) -> np.ndarray:
+    def _guard(self, fn, *args, **kwargs):
+        """Call ``fn``; anything but an imgio error means the file is damaged."""
+        try:
+            return fn(*args, **kwargs)
+        except ImgioError:
+            raise
+        except MemoryError as exc:
+            raise ImageTooLargeError(
+                f"{self._request.filename}: not enough memory to read it: {exc}") from exc
+        except (IndexError, TypeError) as exc:
+            msg = str(exc)
+            if ("unexpected keyword" in msg or msg.startswith("index must")
+                    or ("out of range" in msg and self._request.filename in msg)):
+                raise  # the caller's arguments, not the file
+            raise self._damaged(exc) from exc
+        except Exception as exc:
+            raise self._damaged(exc) from exc
+
+    def _n_pages(self, index: Any) -> tuple[int | None, int]:
+        """(series or None, page count) that ``page=`` counts in."""
+        if index is None or index is Ellipsis:
+            return None, self._guard(len, self._tif.pages)
+        s = self._series_index(index)
+        return s, self._guard(len, self._series[s].pages)
+
+    def read(self, *, index: Any = None, page: int | None = None, out=None, mmap: bool = False,
+             fast: bool = True, maxworkers: int | None = None, **kwargs) -> np.ndarray:
         self._check_open()
         if "key" in kwargs:
             if page is not None:
@@ -104,25 +386,105 @@ class TifffilePlugin(PluginV3):
             if index is not None:
                 raise ValueError("Can't use `series` and `index` at the same time.")
             index = kwargs.pop("series")
+        self._max_bytes = kwargs.pop("max_bytes", None)
+        workers = _cpu_count() if maxworkers is None else max(1, int(maxworkers))
+        if page is not None:
+            if mmap:
+                raise ValueError("`mmap=True` maps a whole series; drop `page=`.")
+            s, n = self._n_pages(index)
+            key = self._normalize_index(page, n, "page")
+            return self._guard(self._tif.asarray, key=key, series=s, out=out, **kwargs)
+        if index is Ellipsis:
+            if mmap:
+                raise ValueError("`mmap=True` maps one series; pass index=i, not `...`.")
+            self._check_equal_shapes()
+            if out is None:
+                self._check_allocation(self._series[0], len(self._series))
+            return self._guard(_kernels.stack_frames, (
+                s.asarray(maxworkers=workers, **kwargs) for s in self._series), out=out)
+        deferred, self._deferred_limit = self._deferred_limit, None
+        if self._fast_eligible(index, page, mmap, fast, kwargs) and (
+                out is None or isinstance(out, np.ndarray)):
+            limit = deferred[0] if deferred else self._max_bytes
+            image = _try_fast(self._request.path, out=out, max_bytes=limit)
+            if image is not None:
+                return image
+        if deferred:
+            super().check_read_size(index=index, limit=deferred[0])
+        s = self._series_index(index)
+        if mmap:
+            return self._guard(self._memmap, s)
+        return self._guard(self._read_series, s, out, workers, kwargs)
+
+    def _check_allocation(self, ser, count: int = 1) -> None:
+        nbytes = int(np.prod(ser.shape, dtype=np.float64) * ser.dtype.itemsize) * count
+        limit = _memory_limit(getattr(self, "_max_bytes", None))
+        if nbytes > limit:
+            raise ImageTooLargeError(
+                f"{self._request.filename} declares an image of shape {tuple(ser.shape)} "
+                f"{ser.dtype} ({nbytes / 2**30:.1f} GiB), more than the "
+                f"{limit / 2**30:.3g} GiB imgio may allocate (imgio.core.limits, max_bytes=). "
+                "Read parts with `page=`, map it with `mmap=True`, or pass `out=`.")
+
+    def _contiguous_offset(self, ser) -> int | None:
+        """File offset of the series' raw bytes when they are stored as-is, else None."""
         try:
-            if page is not None:
-                if index is None or index is Ellipsis:
-                    n = len(self._tif.pages)
-                    return self._tif.asarray(key=self._normalize_index(page, n, "page"),
-                                             series=None, out=out, **kwargs)
-                s = self._series_index(index)
-                n = len(self._series[s].pages)
-                return self._tif.asarray(key=self._normalize_index(page, n, "page"),
-                                         series=s, out=out, **kwargs)
-            if index is Ellipsis:
-                self._check_equal_shapes()
-                return _kernels.stack_frames(
-                    (s.asarray(**kwargs) for s in self._series), out=out)
-            return self._series[self._series_index(index)].asarray(out=out, **kwargs)
-        except (IndexError, TypeError, ShapeError):
-            raise
-        except _DAMAGE as exc:
-            raise self._damaged(exc) from exc
+            offset = ser.dataoffset
+        except Exception:  # pragma: no cover - tifffile internals on odd files
+            return None
+        if offset is None or ser.keyframe.compression != 1:
+            return None
+        nbytes = int(np.prod(ser.shape, dtype=np.int64)) * ser.dtype.itemsize
+        if self._request.kind == "path":
+            size = os.path.getsize(self._request.path)
+            if offset + nbytes > size:
+                raise CorruptFileError(
+                    f"{self._request.filename} declares {nbytes} bytes of pixel data "
+                    f"(shape {tuple(ser.shape)} {ser.dtype}) at offset {offset}, but the "
+                    f"file holds only {size} bytes: it is truncated or its header is wrong.")
+        return offset
+
+    def _read_series(self, s: int, out, workers: int, kwargs: dict) -> np.ndarray:
+        ser = self._series[s]
+        offset = self._contiguous_offset(ser)
+        direct = (offset is not None and self._request.kind == "path" and not kwargs
+                  and ser.dtype.kind in "biufc")
+        if out is not None and direct:
+            if not isinstance(out, np.ndarray):
+                direct = False
+            else:
+                if out.shape != tuple(ser.shape):
+                    raise ShapeError(f"out has shape {out.shape}, but series {s} of "
+                                     f"{self._request.filename} has shape {tuple(ser.shape)}")
+                if out.dtype != ser.dtype:
+                    raise DTypeError(f"out has dtype {out.dtype}, but series {s} of "
+                                     f"{self._request.filename} is {ser.dtype}")
+                direct = out.flags.c_contiguous and out.flags.writeable
+        if direct:
+            if out is None:
+                self._check_allocation(ser)
+                out = np.empty(ser.shape, ser.dtype)
+            _pread_into(self._request.path, offset, out, workers)
+            if self._tif.byteorder != _NATIVE and out.dtype.itemsize > 1:
+                out.byteswap(inplace=True)
+            return out
+        if out is None:
+            self._check_allocation(ser)
+        return ser.asarray(out=out, maxworkers=workers, **kwargs)
+
+    def _memmap(self, s: int) -> np.ndarray:
+        ser = self._series[s]
+        if self._request.kind != "path":
+            raise FormatError(f"{self._request.filename}: `mmap=True` needs a file on disk.")
+        offset = self._contiguous_offset(ser)
+        if offset is None:
+            raise FormatError(
+                f"{self._request.filename}: series {s} cannot be memory-mapped: its data "
+                f"are compressed, tiled or not stored contiguously "
+                f"(compression {ser.keyframe.compression.name}); read it without `mmap=True`.")
+        dtype = ser.dtype.newbyteorder(self._tif.byteorder)
+        return np.memmap(self._request.path, dtype=dtype, mode="r", offset=offset,
+                         shape=tuple(ser.shape))
 
     def _check_equal_shapes(self) -> None:
         shapes = {(s.shape, s.dtype) for s in self._series}
@@ -142,14 +504,15 @@ class TifffilePlugin(PluginV3):
         """Yield single pages: of series ``index``, or of the whole file (``None``)."""
         self._check_open()
         pages = self._tif.pages if index is None else self._series[self._series_index(index)].pages
-        for p in pages:
-            try:
-                yield p.asarray(**kwargs)
-            except _DAMAGE as exc:
-                raise self._damaged(exc) from exc
+        for i in range(self._guard(len, pages)):
+            yield self._guard(lambda: pages[i].asarray(**kwargs))
 
     def properties(self, *, index: Any = None, page: int | None = None, **kwargs) -> ImageProperties:
+        """Shape, dtype, axes, spacing and units of a series (or of a page)."""
         self._check_open()
+        return self._guard(self._properties, index, page)
+
+    def _properties(self, index: Any, page: int | None) -> ImageProperties:
         if page is not None:
             if index is None or index is Ellipsis:
                 p = self._tif.pages[self._normalize_index(page, len(self._tif.pages), "page")]
@@ -158,35 +521,125 @@ class TifffilePlugin(PluginV3):
                 p = ser.pages[self._normalize_index(page, len(ser.pages), "page")]
             p = p.keyframe if hasattr(p, "keyframe") and p.keyframe is not None else p
             spacing, units = _resolution_spacing(p)
+            if spacing is not None and not p.axes.endswith(("YX", "YXS")):
+                spacing = units = None
+            elif spacing is not None:
+                pad = len(p.axes) - 2 - p.axes.endswith("S")
+                tail = (None,) if p.axes.endswith("S") else ()
+                spacing = (None,) * pad + spacing + tail
+                units = (None,) * pad + units + tail
             return ImageProperties(shape=p.shape, dtype=p.dtype, spacing=spacing,
                                    axes=p.axes, units=units)
         if index is Ellipsis:
             self._check_equal_shapes()
             first = self._series[0]
-            sp, un = self._spacing(first)
+            sp, un = self._spacing(0)
             return ImageProperties(
                 shape=(len(self._series),) + tuple(first.shape), dtype=first.dtype,
                 n_images=len(self._series), is_batch=True,
                 spacing=None if sp is None else (None,) + sp,
                 axes=None if first.axes is None else "I" + first.axes,
-                units=None if un is None else ("",) + un)
-        ser = self._series[self._series_index(index)]
-        spacing, units = self._spacing(ser)
+                units=None if un is None else (None,) + un)
+        s = self._series_index(index)
+        ser = self._series[s]
+        spacing, units = self._spacing(s)
         return ImageProperties(shape=ser.shape, dtype=ser.dtype, spacing=spacing,
                                axes=ser.axes, units=units)
 
-    def _spacing(self, ser) -> tuple[tuple | None, tuple | None]:
-        """Per-axis spacing and units of a series (None where unknown)."""
+    # -- physical metadata -----------------------------------------------------------
+    def _spacing(self, s: int) -> tuple[tuple | None, tuple | None]:
+        """Per-axis spacing and units of series ``s`` (None where unknown)."""
+        ser = self._series[s]
+        for source in (self._ome_found, self._imagej_found, self._shaped_found,
+                       self._lsm_found, self._stk_found):
+            try:
+                found = source(s, ser)
+            except Exception:  # odd vendor metadata must never break reading
+                found = None
+            if found:
+                spacing, units = _per_axis(ser.axes, found)
+                if spacing is not None:
+                    return spacing, units
         yx, units = _resolution_spacing(ser.keyframe)
-        axes = ser.axes
-        if yx is None or not axes.endswith(("YX", "YXS")):
+        if yx is None:
             return None, None
-        spacing = [None] * len(axes)
-        unit = [""] * len(axes)
-        iy = axes.rindex("Y")
-        spacing[iy], spacing[iy + 1] = yx
-        unit[iy], unit[iy + 1] = units
-        return tuple(spacing), tuple(unit)
+        return _per_axis(ser.axes, {"Y": (yx[0], units[0]), "X": (yx[1], units[1])})
+
+    def _ome_found(self, s: int, ser) -> dict | None:
+        if not self._tif.is_ome:
+            return None
+        images = _ome_images(self._tif.ome_metadata)
+        name = getattr(ser, "name", None)
+        names = [im.get("Name") for im in images]
+        if name and names.count(name) == 1 and len(set(names)) == len(names):
+            image = images[names.index(name)]
+        elif s < len(images):
+            image = images[s]
+        else:
+            return None
+        return _ome_physical(image)
+
+    def _imagej_found(self, s: int, ser) -> dict | None:
+        ij = self._tif.imagej_metadata if self._tif.is_imagej else None
+        if not ij or s != 0:
+            return None
+        found = {}
+        unit = normalize_unit(ij.get("unit"))
+        if unit is not None:
+            sy, sx = _resolution_yx(ser.keyframe)
+            if sx is not None:
+                found["X"] = (sx, unit)
+            if sy is not None:
+                found["Y"] = (sy, normalize_unit(ij.get("yunit")) or unit)
+            dz = _positive(ij.get("spacing"))
+            if dz is not None:
+                found["Z"] = (dz, normalize_unit(ij.get("zunit")) or unit)
+        dt = _positive(ij.get("finterval"))
+        if dt is not None:
+            found["T"] = (dt, normalize_unit(ij.get("tunit")) or "s")
+        return found
+
+    def _shaped_found(self, s: int, ser) -> dict | None:
+        meta = self._tif.shaped_metadata if self._tif.is_shaped else None
+        if not meta or len(meta) != len(self._series) or ser.kind != "shaped":
+            return None
+        d = meta[s]
+        spacing, units = d.get("spacing"), d.get("units")
+        axes = d.get("axes", ser.axes)
+        if not spacing or len(spacing) != len(axes) or axes != ser.axes:
+            return None
+        units = units if units and len(units) == len(axes) else [None] * len(axes)
+        return {a: (_positive(v), normalize_unit(u)) for a, v, u in zip(axes, spacing, units)
+                if _positive(v) is not None}
+
+    def _lsm_found(self, s: int, ser) -> dict | None:
+        lsm = self._tif.lsm_metadata if self._tif.is_lsm else None
+        if not lsm or s != 0:
+            return None
+        found = {}
+        for ax in "XYZ":
+            v = _positive(lsm.get(f"VoxelSize{ax}"))
+            if v is not None:
+                found[ax] = (v * 1e6, "um")  # LSM stores meters
+        dt = _positive(lsm.get("TimeIntervall"))
+        if dt is not None:
+            found["T"] = (dt, "s")
+        return found
+
+    def _stk_found(self, s: int, ser) -> dict | None:
+        stk = self._tif.stk_metadata if self._tif.is_stk else None
+        if not stk or s != 0:
+            return None
+        unit = normalize_unit(stk.get("CalibrationUnits"))
+        if unit is None:
+            return None
+        found = {}
+        for ax, key in (("X", "XCalibration"), ("Y", "YCalibration"), ("Z", "ZDistance")):
+            v = stk.get(key)
+            v = _positive(v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v)
+            if v is not None:
+                found[ax] = (v, unit)
+        return found
 
     def metadata(self, *, index: Any = None, page: int | None = None,
                  exclude_applied: bool = True, **kwargs) -> dict:
@@ -195,13 +648,17 @@ class TifffilePlugin(PluginV3):
         The file-level dict holds ``byteorder``, ``is_<flavor>`` flags, and the
         parsed flavour metadata (``imagej_metadata``, ``ome_metadata`` as a dict,
         ``shaped_metadata`` ...).  Per-series dicts hold the first page's tags by
-        name plus ``shape``, ``axes`` and ``compression``.
+        name plus ``shape``, ``axes``, ``spacing``, ``units`` and ``compression``.
         """
         self._check_open()
+        return self._guard(self._metadata, index, page)
+
+    def _metadata(self, index: Any, page: int | None) -> dict:
         tif = self._tif
         if page is None and (index is None or index is Ellipsis):
             meta: dict[str, Any] = {"byteorder": tif.byteorder,
-                                    "n_series": len(self._series), "n_pages": len(tif.pages)}
+                                    "n_series": len(self._series), "n_pages": len(tif.pages),
+                                    "is_bigtiff": bool(tif.is_bigtiff)}
             for flag in sorted(tifffile.TIFF.FILE_FLAGS):
                 value = bool(getattr(tif, f"is_{flag}", False))
                 meta[f"is_{flag}"] = value
@@ -224,10 +681,12 @@ class TifffilePlugin(PluginV3):
                 p = ser.pages[self._normalize_index(page, len(ser.pages), "page")]
             p = p.keyframe if getattr(p, "keyframe", None) is not None else p
             return self._page_meta(p)
-        ser = self._series[self._series_index(index)]
+        s = self._series_index(index)
+        ser = self._series[s]
         meta = self._page_meta(ser.keyframe)
+        spacing, units = self._spacing(s)
         meta.update(shape=tuple(ser.shape), axes=ser.axes, dtype=str(ser.dtype),
-                    series_kind=ser.kind)
+                    series_kind=ser.kind, spacing=spacing, units=units)
         return meta
 
     @staticmethod
@@ -247,30 +706,308 @@ class TifffilePlugin(PluginV3):
         return meta
 
     # -- writing -------------------------------------------------------------------
-    def write(self, ndimage, *, is_batch: bool | None = None, **kwargs) -> bytes | None:
+    def _target_name(self) -> str:
+        name = self._request.path or getattr(self._request.raw_uri, "name", None) or ""
+        return name.lower() if isinstance(name, str) else ""
+
+    def _open_writer(self, flavour: str, bigtiff: bool, options: dict) -> None:
+        wk = dict(self._writer_kwargs)
+        for key in self._WRITER_KEYS:
+            if key in options:
+                wk[key] = options.pop(key)
+        wk.pop("imagej", None)
+        wk.pop("ome", None)
+        wk.setdefault("bigtiff", bigtiff)
+        self._writer = tifffile.TiffWriter(self._request.get_file(), imagej=flavour == "imagej",
+                                           ome=flavour == "ome", **wk)
+        self._flavour = flavour
+
+    def _choose_flavour(self, images: list[np.ndarray], physical: bool, ome, imagej,
+                        axes: str | None) -> str:
+        opened = self._writer_kwargs
+        ome = opened.get("ome") if ome is None else ome
+        imagej = opened.get("imagej") if imagej is None else imagej
+        if ome or (ome is None and not imagej
+                   and self._target_name().endswith((".ome.tif", ".ome.tiff"))):
+            return "ome"
+        if imagej:
+            return "imagej"
+        if not physical:
+            return "shaped"
+        if len(images) == 1 and _imagej_compatible(images[0], axes):
+            return "imagej"
+        return "shaped" if ome is False else "ome"
+
+    def write(self, ndimage, *, is_batch: bool | None = None, spacing=None, axes: str | None = None,
+              units=None, ome: bool | None = None, imagej: bool | None = None,
+              **kwargs) -> bytes | None:
+        """Write one ndimage (or a batch) as TIFF series; see the module docstring."""
         self._check_open()
         self._request.check_writable()
-        if self._writer is None:
-            self._writer = tifffile.TiffWriter(self._request.get_file(), **self._writer_kwargs)
         if isinstance(ndimage, (list, tuple)):
             is_batch = True if is_batch is None else is_batch
-        images = ndimage if is_batch else [ndimage]
+        images = [np.asarray(im) for im in (ndimage if is_batch else [ndimage])]
         for image in images:
-            image = np.asarray(image)
             if image.ndim < 2:
                 raise ShapeError(f"Cannot write a {image.ndim}-D array of shape {image.shape} "
                                  f"to {self._request.filename}: TIFF images need at least 2 axes.")
+        physical = spacing is not None or axes is not None or units is not None
+        if self._writer is None:
+            flavour = self._choose_flavour(images, physical, ome, imagej, axes)
+            bigtiff = kwargs.get("bigtiff", self._writer_kwargs.get("bigtiff"))
+            if bigtiff is None:
+                bigtiff = sum(im.nbytes for im in images) > _BIGTIFF_ABOVE
+                if bigtiff and flavour == "imagej" and not (imagej or
+                                                            self._writer_kwargs.get("imagej")):
+                    flavour = "ome"  # ImageJ hyperstacks cannot be BigTIFF; OME can
+                kwargs["bigtiff"] = bigtiff
+            self._open_writer(flavour, bool(bigtiff), kwargs)
+        else:
+            for key in self._WRITER_KEYS:
+                kwargs.pop(key, None)
+        if kwargs.get("compression") not in (None, 0, 1, "none", "None", "NONE"):
+            kwargs.setdefault("maxworkers", _cpu_count())
+        for image in images:
             options = dict(kwargs)
+            rgb = image.ndim >= 3 and image.shape[-1] in (3, 4) and image.dtype != bool
             if "photometric" not in options:
-                rgb = image.ndim >= 3 and image.shape[-1] in (3, 4) and image.dtype != bool
                 options["photometric"] = "rgb" if rgb else "minisblack"
-            self._writer.write(image, **options)
+            if physical or self._flavour in ("imagej", "ome"):
+                _physical_options(image, options, spacing, axes, units, self._flavour, rgb)
+            try:
+                self._writer.write(image, **options)
+            except (ValueError, TypeError) as exc:
+                if isinstance(exc, (ShapeError, DTypeError)):
+                    raise
+                raise FormatError(f"Cannot write {image.shape} {image.dtype} to "
+                                  f"{self._request.filename} as {self._flavour} TIFF: {exc}"
+                                  ) from exc
         if self._request.kind == "return_bytes":
             return self._close(success=True)
         return None
 
+    def append(self, frame, *, spacing=None, axes: str | None = None, units=None,
+               ome: bool | None = None, **kwargs) -> None:
+        """Add ``frame`` to one growing series on disk (v2 ``Writer.append_data``).
+
+        Only one frame is in memory at a time; reading the file back gives
+        ``(n, *frame.shape)`` (just ``frame.shape`` when only one frame was
+        appended, as imageio's writer stores it).  Uncompressed frames are stored contiguously;
+        compressed frames as pages of one series.  ``spacing``/``axes``/``units``
+        describe the whole series (one more axis than a frame, e.g. ``"ZYX"``)
+        and are taken from the first call.  The file is BigTIFF unless
+        ``bigtiff=False`` (the final size is unknown), and OME-TIFF with
+        ``ome=True`` or an ``.ome.tif`` name.  The series' final shape (and the
+        OME-XML) is written into the first page's description when the writer
+        closes.
+        """
+        self._check_open()
+        self._request.check_writable()
+        frame = np.asarray(frame)
+        if frame.ndim < 2:
+            raise ShapeError(f"Cannot append a {frame.ndim}-D array of shape {frame.shape} "
+                             f"to {self._request.filename}: TIFF frames need at least 2 axes.")
+        rgb = frame.ndim >= 3 and frame.shape[-1] in (3, 4) and frame.dtype != bool
+        if self._writer is None:
+            kwargs.setdefault("bigtiff", self._writer_kwargs.get("bigtiff", True))
+            self._open_writer("shaped", bool(kwargs["bigtiff"]), kwargs)
+            self._flavour = "append"
+            self._append_like = (frame.shape, frame.dtype)
+            compression = kwargs.get("compression")
+            self._append_contiguous = compression in (None, 0, 1, "none", "None", "NONE")
+            want_ome = self._writer_kwargs.get("ome") if ome is None else ome
+            if want_ome is None:
+                want_ome = self._target_name().endswith((".ome.tif", ".ome.tiff"))
+            if axes is not None and len(axes) == frame.ndim:
+                axes = "T" + axes
+            # the description of the whole series, finished when the writer closes
+            self._append_series = (bool(want_ome), spacing, axes, units, rgb)
+        else:
+            for key in self._WRITER_KEYS:
+                kwargs.pop(key, None)
+            if self._flavour != "append":
+                raise FormatError(f"{self._request.filename}: append() cannot follow write() "
+                                  "on the same writer; use one or the other.")
+            shape, dtype = self._append_like
+            if frame.shape != shape:
+                raise ShapeError(f"{self._request.filename}: frame {self._append_count} has "
+                                 f"shape {frame.shape}, but the series holds frames of {shape}.")
+            if frame.dtype != dtype:
+                raise DTypeError(f"{self._request.filename}: frame {self._append_count} has "
+                                 f"dtype {frame.dtype}, but the series holds {dtype}.")
+        options = dict(kwargs)
+        options.setdefault("photometric", "rgb" if rgb else "minisblack")
+        options["metadata"] = None  # the description is written at close
+        if self._append_count == 0:
+            options["description"] = _PENDING_DESCRIPTION
+            want_ome, spacing, axes, units, _ = self._append_series
+            if spacing is not None:  # pixel size in the resolution tags, on every page
+                probe = np.empty((2,) + frame.shape, frame.dtype)
+                res = {}
+                _physical_options(probe, res, spacing, axes, units, "plain", rgb)
+                self._append_res = {k: res[k] for k in ("resolution", "resolutionunit")
+                                    if k in res}
+        options.update(self._append_res)
+        if self._append_contiguous:
+            options["contiguous"] = True
+        else:
+            options.setdefault("maxworkers", 1)
+        self._writer.write(frame, **options)
+        self._append_count += 1
+
+    def _appended_description(self) -> str:
+        """The first page's description for the ``n`` frames appended so far."""
+        want_ome, spacing, axes, units, rgb = self._append_series
+        frame_shape, dtype = self._append_like
+        shape = (self._append_count,) + tuple(frame_shape)
+        if self._append_count == 1:
+            # one appended frame is that ndimage, as a single write() would store it
+            shape = tuple(frame_shape)
+            if axes is not None and len(axes) == len(shape) + 1:
+                axes = axes[1:]
+            if spacing is not None and not isinstance(spacing, (int, float)) \
+                    and len(spacing) == len(shape) + 1:
+                spacing = spacing[1:]
+            if units is not None and not isinstance(units, str) and len(units) == len(shape) + 1:
+                units = units[1:]
+        probe = np.lib.stride_tricks.as_strided(np.empty(1, dtype), shape, (0,) * len(shape))
+        options: dict[str, Any] = {}
+        if want_ome:
+            _physical_options(probe, options, spacing, axes, units, "ome", rgb)
+            meta = options["metadata"]
+            if rgb:
+                height, width, samples = frame_shape[-3:]
+                pages = self._append_count * math.prod(frame_shape[:-3])
+            else:
+                (height, width), samples = frame_shape[-2:], 1
+                pages = self._append_count * math.prod(frame_shape[:-2])
+            ome = tifffile.OmeXml()
+            ome.addimage(dtype, shape, (pages, 1, 1, height, width, samples), **meta)
+            return ome.tostring(declaration=True)
+        meta: dict[str, Any] = {}
+        if spacing is not None or axes is not None or units is not None:
+            _physical_options(probe, options, spacing, axes, units, "shaped", rgb)
+            meta = options["metadata"]
+        return json.dumps({"shape": list(shape), **meta})
+
     def _close_backend(self) -> None:
-        if self._tif is not None:
-            self._tif.close()
+        if self._tif_obj is not None:
+            self._tif_obj.close()
         if self._writer is not None:
             self._writer.close()
+            if self._flavour == "append" and self._append_count:
+                fh = self._request.get_file()
+                try:
+                    fh.seek(0)
+                    tifffile.tiffcomment(fh, comment=self._appended_description().encode("utf-8"))
+                except (OSError, ValueError) as exc:  # io.UnsupportedOperation included
+                    raise FormatError(
+                        f"{self._request.filename}: could not finish the series description "
+                        f"after appending ({exc}); appending to TIFF needs a file object "
+                        "that can be read back and rewritten.") from exc
+
+
+#: placeholder description of an appended series, replaced when the writer closes
+_PENDING_DESCRIPTION = "imgio: series being appended"
+
+
+# -- physical metadata for writing ----------------------------------------------------------
+_IMAGEJ_AXES = "TZCYXS"
+
+
+def _imagej_compatible(image: np.ndarray, axes: str | None) -> bool:
+    rgb = image.ndim >= 3 and image.shape[-1] in (3, 4)
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        return False
+    axes = axes or _default_axes(image, rgb)
+    if axes is None or len(axes) != image.ndim or len(set(axes)) != len(axes):
+        return False
+    if not all(a in _IMAGEJ_AXES for a in axes):
+        return False
+    order = [_IMAGEJ_AXES.index(a) for a in axes]
+    if order != sorted(order) or not axes.endswith(("YX", "YXS")):
+        return False
+    return not (axes.endswith("S") and (image.dtype != np.uint8 or image.shape[-1] not in (3, 4)))
+
+
+def _default_axes(image: np.ndarray, rgb: bool) -> str | None:
+    gray = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}
+    color = {3: "YXS", 4: "ZYXS", 5: "TZYXS", 6: "TZCYXS"}
+    return (color if rgb else gray).get(image.ndim)
+
+
+def _expand(values, axes: str, what: str) -> list:
+    """``values`` aligned with ``axes``: a tuple shorter than ``axes`` fills the last axes."""
+    if values is None:
+        return [None] * len(axes)
+    if isinstance(values, (int, float, str)):
+        raise ShapeError(f"`{what}` must be a sequence with one value per axis of {axes!r} "
+                         f"(or of its last axes), not {values!r}")
+    values = list(values)
+    if len(values) > len(axes):
+        raise ShapeError(f"`{what}` has {len(values)} values, but the image has "
+                         f"{len(axes)} axes ({axes!r})")
+    return [None] * (len(axes) - len(values)) + values
+
+
+def _physical_options(image: np.ndarray, options: dict, spacing, axes, units,
+                      flavour: str, rgb: bool) -> None:
+    """Add resolution and ImageJ/OME/JSON metadata for spacing/axes/units to ``options``."""
+    axes = axes or _default_axes(image, rgb)
+    if axes is None:
+        raise ShapeError(f"Pass `axes=` to write spacing of a {image.ndim}-D image "
+                         f"(e.g. 'TZCYX').")
+    axes = axes.upper()
+    if len(axes) != image.ndim:
+        raise ShapeError(f"axes {axes!r} has {len(axes)} letters, but the image has "
+                         f"{image.ndim} axes (shape {image.shape})")
+    sp = [None if v is None else float(v) for v in _expand(spacing, axes, "spacing")]
+    if isinstance(units, str) or units is None:
+        space_unit = normalize_unit(units) or "um"
+        un = [space_unit if a in "XYZ" else "s" if a == "T" else None for a in axes]
+        if units is None and spacing is None:
+            un = [None] * len(axes)
+    else:
+        un = [normalize_unit(u) for u in _expand(units, axes, "units")]
+    found = {a: (v, u) for a, v, u in zip(axes, sp, un) if v is not None and v > 0}
+    user_meta = options.pop("metadata", None) or {}
+    if "X" in found and "Y" in found and "resolution" not in options:
+        (dx, ux), (dy, uy) = found["X"], found["Y"]
+        if flavour == "imagej":
+            options["resolution"] = (1.0 / dx, 1.0 / dy)
+        elif ux in _IN_CM and uy in _IN_CM:
+            options["resolution"] = (1.0 / (dx * _IN_CM[ux]), 1.0 / (dy * _IN_CM[uy]))
+            options["resolutionunit"] = "CENTIMETER"
+    if flavour == "imagej":
+        meta: dict[str, Any] = {"axes": axes}
+        unit = (found.get("X") or found.get("Y") or found.get("Z") or (None, None))[1]
+        if unit is not None:
+            meta["unit"] = _IMAGEJ_UNIT.get(unit, unit)
+            for ax in "YZ":
+                if ax in found and found[ax][1] not in (None, unit):
+                    meta[f"{ax.lower()}unit"] = _IMAGEJ_UNIT.get(found[ax][1], found[ax][1])
+        if "Z" in found:
+            meta["spacing"] = found["Z"][0]
+        if "T" in found:
+            meta["finterval"] = found["T"][0]
+            if found["T"][1] not in (None, "s"):
+                meta["tunit"] = found["T"][1]
+    elif flavour == "ome":
+        meta = {"axes": axes}
+        for ax in "XYZ":
+            if ax in found:
+                meta[f"PhysicalSize{ax}"] = found[ax][0]
+                if found[ax][1] is not None:
+                    meta[f"PhysicalSize{ax}Unit"] = _OME_UNIT.get(found[ax][1], found[ax][1])
+        if "T" in found:
+            meta["TimeIncrement"] = found["T"][0]
+            if found["T"][1] is not None:
+                meta["TimeIncrementUnit"] = _OME_UNIT.get(found["T"][1], found["T"][1])
+    elif flavour == "shaped":
+        meta = {"axes": axes, "spacing": sp, "units": un}
+    else:  # plain pages: only the resolution tags carry the pixel size
+        if user_meta:
+            options["metadata"] = user_meta
+        return
+    meta.update(user_meta)
+    options["metadata"] = meta

@@ -112,3 +112,20 @@ def test_local_filename_for_bytes_is_cleaned_up():
         assert fh.read() == data
     r.finish()
     assert not os.path.exists(name)
+
+
+def test_committed_file_gets_normal_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        target = tmp_path / "new.bin"
+        r = Request(target, "w")
+        r.get_file().write(b"x")
+        r.finish()
+        assert target.stat().st_mode & 0o777 == 0o644
+        target.chmod(0o640)  # an existing file keeps its permissions
+        r = Request(target, "w")
+        r.get_file().write(b"y")
+        r.finish()
+        assert target.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)

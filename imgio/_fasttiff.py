@@ -1,0 +1,427 @@
+"""Fast path for simple TIFF files, on top of the Cython parser ``_ext/tiffparse``.
+
+:func:`read_simple` serves the daily "folder of 10,000 small slices" job: one
+page, uncompressed or zlib/deflate strips or tiles, 8/16/32/64-bit integer or
+float samples, gray or RGB(A) contiguous, predictor none / horizontal /
+floating point.  It returns ``None`` ("not mine, use tifffile") for anything
+else, decided from the parsed tags (never by catching a crash), and raises
+:class:`~imgio.errors.CorruptFileError` for damaged files it recognises.
+
+The result always equals ``tifffile.imread(path)`` (shape, dtype, values):
+gray pages are ``(H, W)``, RGB(A) pages ``(H, W, S)``, in native byte order.
+
+Layout of a read: one ``read`` of the first 4 KiB; the kernel parses the
+header and first IFD from it with the GIL released (or, when the IFD or its
+arrays lie further in, from a read-only ``mmap`` of the file); uncompressed
+strips are read with ``preadv`` straight into the output (merged into one
+call when they sit back to back); compressed segments are decoded straight
+into the output (strips) or a tile buffer (tiles); byte swapping, predictor
+undo and tile assembly are nogil kernels.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+import zlib
+from typing import Any
+
+import numpy as np
+
+from ._ext import tiffparse as _tp
+from .core.limits import check_nbytes
+from .errors import CorruptFileError, DTypeError, ShapeError
+
+try:  # imagecodecs decodes straight into the output buffer
+    from imagecodecs import ZlibError as _ZlibError
+    from imagecodecs import zlib_decode as _zlib_decode
+except ImportError:  # pragma: no cover - imagecodecs is a dependency
+    _zlib_decode = None
+    _ZlibError = zlib.error
+
+__all__ = ["read_simple", "parse", "why_not"]
+
+_OK, _NOT_TIFF, _NEED_MORE, _CORRUPT = 0, 1, 2, 3
+_HEAD = 4096               # bytes read up front; tifffile puts the IFD at offset 8
+_PARSE_PAGES = 1024        # page-count limit of parse()
+_LITTLE = sys.byteorder == "little"
+_NATIVE = "<" if _LITTLE else ">"
+_DEFLATE = (8, 32946)
+_DEFLATE_RATIO = 1032      # no deflate stream expands more than this
+
+_CORRUPT_MESSAGES = {
+    1: "the file ends inside the TIFF header (file size {d})",
+    2: "the BigTIFF header declares an offset size of {d}, not 8",
+    3: "the first IFD offset is 0: the file holds no image",
+    4: "the IFD at offset {d} lies past the end of the file",
+    5: "the IFD declares {d} entries, more than the file can hold",
+    6: "the value of tag {d} lies past the end of the file",
+    7: "tag {d} declares more values than the file can hold",
+    8: "the IFD chain loops back to offset {d}",
+    9: "the next-IFD offset {d} points past the end of the file",
+}
+
+_DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (1, 64): "u8",
+           (2, 8): "i1", (2, 16): "i2", (2, 32): "i4", (2, 64): "i8",
+           (3, 16): "f2", (3, 32): "f4", (3, 64): "f8"}
+
+
+def _corrupt(name: str, what: str) -> CorruptFileError:
+    return CorruptFileError(f"{name}: damaged TIFF file: {what}")
+
+
+# -- parsing -------------------------------------------------------------------------
+def _parse_fd(fd: int, size: int, max_pages: int, name: str) -> dict | None:
+    """Parse via the kernel from an open file: head read first, mmap if needed."""
+    head = os.pread(fd, min(size, _HEAD), 0)
+    info = _tp.parse_buffer(head, size, max_pages)
+    if info["status"] == _NEED_MORE:
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
+            info = _tp.parse_buffer(mm, size, max_pages)
+    return _checked(info, name)
+
+
+def _checked(info: dict, name: str) -> dict | None:
+    status = info["status"]
+    if status == _NOT_TIFF:
+        return None
+    if status == _CORRUPT:
+        msg = _CORRUPT_MESSAGES.get(info["code"], "code {d}").format(d=info["detail"])
+        raise _corrupt(name, msg)
+    if status != _OK:  # pragma: no cover - NEED_MORE cannot survive a whole-file parse
+        raise _corrupt(name, f"parser status {status}")
+    return info
+
+
+def parse(source: Any, max_pages: int = _PARSE_PAGES) -> dict | None:
+    """The parsed header, first IFD and page count of a TIFF file (for tests).
+
+    ``source`` is a path or the file's bytes.  Returns ``None`` for data that
+    is not TIFF; raises :class:`CorruptFileError` for damaged structure.  The
+    dict also holds ``"dtype"``, ``"shape"`` and ``"reason"`` (why the fast
+    path declines the file, or ``None`` when it serves it).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = memoryview(source).cast("B")
+        info = _checked(_tp.parse_buffer(data, len(data), max_pages), "<bytes>")
+    else:
+        name = os.fspath(source)
+        with open(name, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            info = _parse_fd(f.fileno(), size, max_pages, name)
+    if info is not None:
+        info["reason"] = _decline(info)
+        layout = _layout(info) if info["reason"] is None else None
+        info["shape"] = layout[0] if layout else None
+        info["dtype"] = layout[1] if layout else None
+    return info
+
+
+def why_not(source: Any) -> str | None:
+    """Why :func:`read_simple` declines ``source`` (``None`` if it serves it)."""
+    info = parse(source, max_pages=2)
+    return "not a TIFF file" if info is None else info["reason"]
+
+
+# -- the serving decision ------------------------------------------------------------
+def _decline(info: dict) -> str | None:
+    """Reason the fast path does not serve this file, or ``None``."""
+    if info["n_pages"] != 1:
+        return "more than one page"
+    if info["unknown_tag"]:
+        return f"tag {info['unknown_tag']} is not known to be harmless"
+    if info["flavour_tag"]:
+        return f"tag {info['flavour_tag']} marks a special TIFF flavour"
+    if info["software_flavour"]:
+        return "the Software tag marks a special TIFF flavour"
+    if info["bad_type"]:
+        return "a needed tag has an unexpected type or no value"
+    if info["n_subifds"]:
+        return "SubIFDs"
+    if info["newsubfiletype"] not in (0, 2) or info["subfiletype"] not in (None, 1):
+        return "reduced-resolution or mask subfile type"
+    if info["colormap"]:
+        return "palette"
+    if info["width"] is None or info["length"] is None:
+        return "no ImageWidth / ImageLength"
+    if info["width"] == 0 or info["length"] == 0:
+        return "empty image"
+    if info["n_descriptions"] > 2:
+        return "more than two ImageDescription tags"
+    kind = info["description_kind"]
+    if kind in ("ome", "other", "badshape"):
+        return f"{kind} description"
+    if info["description2_kind"] in ("badshape", "imagej"):
+        return f"second ImageDescription is {info['description2_kind']}"
+    if kind == "imagej" and info["imagej_nd"] > 1:
+        return "ImageJ hyperstack"
+    if info["compression"] not in (1,) + _DEFLATE:
+        return f"compression {info['compression']}"
+    if info["fillorder"] != 1:
+        return "FillOrder 2"
+    if info["imagedepth"] != 1 or info["tiledepth"] != 1:
+        return "volumetric (SGI ImageDepth)"
+    photometric, spp = info["photometric"], info["samplesperpixel"]
+    if photometric == 1:
+        if spp != 1:
+            return "gray with extra samples"
+    elif photometric == 2:
+        if spp not in (3, 4):
+            return f"RGB with {spp} samples"
+        if info["planarconfig"] != 1:
+            return "planar separate RGB"
+    else:
+        return f"photometric {photometric}"
+    if info["planarconfig"] not in (1, 2):
+        return f"planar configuration {info['planarconfig']}"
+    if info["bitspersample_mixed"] or info["sampleformat_mixed"]:
+        return "samples of different types"
+    for key in ("bitspersample_count", "sampleformat_count"):
+        if info[key] not in (0, 1, spp):
+            return f"{key} does not match SamplesPerPixel"
+    if (info["sampleformat"], info["bitspersample"]) not in _DTYPES:
+        return f"{info['bitspersample']}-bit samples of format {info['sampleformat']}"
+    predictor = info["predictor"]
+    if predictor != 1:
+        if info["compression"] == 1:
+            return "predictor on uncompressed data"
+        if predictor == 2 and info["sampleformat"] == 3:
+            return "horizontal predictor on float samples"
+        if predictor == 3 and info["sampleformat"] != 3:
+            return "floating-point predictor on integer samples"
+        if predictor not in (2, 3):
+            return f"predictor {predictor}"
+    tiled = info["tilewidth"] is not None or info["tilelength"] is not None
+    if tiled:
+        if not info["tilewidth"] or not info["tilelength"]:
+            return "incomplete tile size"
+        if info["offsets_tag"] != 324 or info["bytecounts_tag"] != 325:
+            return "tiled without TileOffsets / TileByteCounts"
+    elif info["offsets_tag"] != 273 or info["bytecounts_tag"] != 279:
+        return "no StripOffsets / StripByteCounts"
+    if info["n_offsets_tags"] != 1 or info["n_bytecounts_tags"] != 1:
+        return "both strips and tiles"
+    if not tiled and info["rowsperstrip"] == 0:
+        return "RowsPerStrip 0"
+    if info["shaped_shape"] is not None:
+        shape, _ = _layout(info)
+        if tuple(info["shaped_shape"]) != shape:
+            return f"shaped description {info['shaped_shape']} differs from {shape}"
+    return None
+
+
+def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
+    h, w, spp = int(info["length"]), int(info["width"]), int(info["samplesperpixel"])
+    dtype = np.dtype(_DTYPES[(info["sampleformat"], info["bitspersample"])])
+    return ((h, w) if spp == 1 else (h, w, spp)), dtype
+
+
+# -- reading -------------------------------------------------------------------------
+def read_simple(path: Any, out: np.ndarray | None = None, *,
+                max_bytes: Any = None) -> np.ndarray | None:
+    """The pixels of a simple single-page TIFF file, or ``None`` if not served.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local file.  Anything else (file objects, bytes) returns ``None``.
+    out : numpy.ndarray, optional
+        Output of exactly the image's shape and dtype (``tifffile.imread``'s
+        shape and dtype); it is filled and returned.  Non-array ``out`` (e.g.
+        tifffile's ``"memmap"``) returns ``None``.
+    max_bytes : int or bool, optional
+        Size limit checked before allocating a new array (see
+        :func:`imgio.core.limits.check_nbytes`: ``None`` is the default limit,
+        ``False`` none).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The image, equal to ``tifffile.imread(path)``; ``None`` when the file
+        is not TIFF or is not simple (multi-page, ImageJ hyperstack, OME, other
+        codecs, odd bit depths, planar RGB, palette, ...).
+
+    Raises
+    ------
+    CorruptFileError
+        Damaged structure: offsets past the end of the file, truncated
+        strips or tiles, absurd counts, IFD loops, undecodable data.
+    ShapeError, DTypeError
+        ``out`` does not match the image.
+    """
+    if out is not None and not isinstance(out, np.ndarray):
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        return None
+    with open(name, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        info = _parse_fd(fd, size, 2, name)
+        if info is None or _decline(info) is not None:
+            return None
+        shape, dtype = _layout(info)
+        geometry = _geometry(info, size, name)
+        if out is not None:
+            if out.shape != shape:
+                raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
+            if out.dtype != dtype:
+                raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
+            if not out.flags.writeable:
+                raise ValueError("out is read-only")
+        else:
+            check_nbytes(shape, dtype, name, max_bytes)
+        target = out if out is not None and out.flags.c_contiguous else np.empty(shape, dtype)
+        _read_pixels(fd, info, geometry, target, name)
+    if out is not None and target is not out:
+        np.copyto(out, target)
+        return out
+    return target
+
+
+def _pread_into(fd: int, view: memoryview, offset: int, name: str) -> None:
+    """Fill ``view`` from ``offset`` (looping over short reads)."""
+    done, total = 0, len(view)
+    while done < total:
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise _corrupt(name, f"the file ends at {offset + done} while reading "
+                                 f"{total} bytes at offset {offset}")
+        done += n
+
+
+def _geometry(info: dict, size: int, name: str) -> dict:
+    """Check every segment against the file before anything is allocated."""
+    h, w = int(info["length"]), int(info["width"])
+    spp = int(info["samplesperpixel"])
+    itemsize = int(info["bitspersample"]) // 8
+    pixelbytes = spp * itemsize
+    rowbytes = w * pixelbytes
+    total = h * rowbytes
+    offsets, counts = info["offsets"], info["bytecounts"]
+    compressed = info["compression"] != 1
+    tiled = info["tilewidth"] is not None
+    kind = "tile" if tiled else "strip"
+    if tiled:
+        tw, tl = int(info["tilewidth"]), int(info["tilelength"])
+        nseg = -(-h // tl) * -(-w // tw)
+        segbytes = tl * tw * pixelbytes
+    else:
+        rps = info["rowsperstrip"]
+        rps = h if rps is None or rps > h else int(rps)
+        tw, tl = w, rps
+        nseg = -(-h // rps)
+        segbytes = rps * rowbytes
+    if len(offsets) != nseg or len(counts) != nseg:
+        raise _corrupt(name, f"{len(offsets)} offsets and {len(counts)} byte counts for "
+                             f"{nseg} {kind}s")
+    off_list = offsets.tolist()
+    cnt_list = counts.tolist()
+    for i, (o, c) in enumerate(zip(off_list, cnt_list)):
+        if o > size or c > size - o:
+            raise _corrupt(name, f"{kind} {i} ({c} bytes at offset {o}) runs past the end "
+                                 f"of the file ({size} bytes)")
+    if not compressed:
+        for i, c in enumerate(cnt_list):
+            need = segbytes if tiled else min(segbytes, total - i * segbytes)
+            if c < need:
+                raise _corrupt(name, f"{kind} {i} holds {c} bytes, expected {need}")
+    elif nseg * segbytes > _DEFLATE_RATIO * sum(cnt_list) + 65536:
+        raise _corrupt(name, f"{sum(cnt_list)} compressed bytes cannot hold a "
+                             f"{h}x{w}x{spp} image of {itemsize}-byte samples")
+    return dict(h=h, w=w, spp=spp, itemsize=itemsize, pixelbytes=pixelbytes, total=total,
+                tiled=tiled, compressed=compressed, nseg=nseg, segbytes=segbytes,
+                tw=tw, tl=tl, off_list=off_list, cnt_list=cnt_list)
+
+
+def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str) -> None:
+    h, w, spp, itemsize = g["h"], g["w"], g["spp"], g["itemsize"]
+    nseg, segbytes, total = g["nseg"], g["segbytes"], g["total"]
+    tiled, compressed = g["tiled"], g["compressed"]
+    tw, tl = g["tw"], g["tl"]
+    off_list, cnt_list = g["off_list"], g["cnt_list"]
+    pixelbytes = g["pixelbytes"]
+    offsets, counts = info["offsets"], info["bytecounts"]
+    flat = memoryview(arr).cast("B") if arr.size else memoryview(bytearray(0))
+    swap = info["byteorder"] != _NATIVE and itemsize > 1
+    predictor = info["predictor"]
+
+    if not tiled:
+        if not compressed:
+            runs = np.empty((nseg, 3), dtype=np.int64)
+            nr = _tp.plan_runs(offsets, counts, segbytes, total, runs)
+            for fo, oo, ln in runs[:nr].tolist():
+                _pread_into(fd, flat[oo:oo + ln], fo, name)
+        else:
+            data = _read_segments(fd, off_list, cnt_list, name)
+            for i in range(nseg):
+                start = i * segbytes
+                need = min(segbytes, total - start)
+                _decode_into(data[i], flat[start:start + need], name, i)
+        dest = flat
+        rows = h
+    else:
+        tiles = bytearray(nseg * segbytes)
+        tview = memoryview(tiles)
+        if not compressed:
+            for i in range(nseg):
+                _pread_into(fd, tview[i * segbytes:(i + 1) * segbytes], off_list[i], name)
+        else:
+            data = _read_segments(fd, off_list, cnt_list, name)
+            for i in range(nseg):
+                _decode_into(data[i], tview[i * segbytes:(i + 1) * segbytes], name, i)
+        dest = tview
+        rows = nseg * tl
+    # post-process in native order, without the GIL
+    if predictor == 3:
+        if _tp.undo_fpredictor(dest, rows, tw * spp, spp,
+                               itemsize, _LITTLE) != 0:
+            raise MemoryError("no memory for the floating-point predictor")
+    else:
+        if swap:
+            _tp.byteswap(dest, itemsize)
+        if predictor == 2:
+            _tp.undo_hpredictor(dest, rows, tw * spp, spp,
+                                itemsize)
+    if tiled:
+        _tp.untile(tview, flat, h, w, tl, tw, pixelbytes)
+
+
+def _read_segments(fd: int, offsets: list[int], counts: list[int],
+                   name: str) -> list[memoryview]:
+    """The stored bytes of each segment; one read when they are packed together."""
+    lo = min(offsets)
+    hi = max(o + c for o, c in zip(offsets, counts))
+    if hi - lo <= 2 * sum(counts) + 4096:
+        buf = bytearray(hi - lo)
+        view = memoryview(buf)
+        _pread_into(fd, view, lo, name)
+        return [view[o - lo:o - lo + c] for o, c in zip(offsets, counts)]
+    out = []
+    for o, c in zip(offsets, counts):
+        buf = bytearray(c)
+        view = memoryview(buf)
+        _pread_into(fd, view, o, name)
+        out.append(view)
+    return out
+
+
+def _decode_into(data: memoryview, dst: memoryview, name: str, index: int) -> None:
+    """Inflate ``data`` into exactly ``len(dst)`` bytes of ``dst``."""
+    n = len(dst)
+    if _zlib_decode is not None:
+        try:
+            got = len(_zlib_decode(data, out=dst))
+        except _ZlibError:
+            got = -1   # maybe more output than expected: the slow path trims it
+        if got == n:
+            return
+    try:
+        raw = zlib.decompressobj().decompress(data, n)
+    except zlib.error as exc:
+        raise _corrupt(name, f"segment {index} cannot be inflated: {exc}") from None
+    if len(raw) < n:
+        raise _corrupt(name, f"segment {index} inflates to {len(raw)} bytes, expected {n}")
+    dst[:] = raw

@@ -1,0 +1,560 @@
+"""Everyday raster formats through Pillow: PNG/APNG, JPEG, GIF, BMP and WebP.
+
+One file holds one image, except GIF, APNG and animated WebP, which hold a
+sequence of frames of equal size.
+
+Keywords
+--------
+read(index=None, mode=None, rotate=True, as_gray=False, writeable_output=True)
+    ``index=None`` is the whole frame stack for GIF, APNG and animated WebP
+    (as imageio does) and the image itself for every other file; an int
+    selects one frame; ``...`` stacks every frame (``(1, H, W, ...)`` for a
+    still image).  ``mode`` converts each frame with Pillow (``"L"``,
+    ``"RGB"``, ``"RGBA"``, ``"F"``, ...); by default palette images become RGB
+    (RGBA with transparency) and everything else keeps its mode.  ``rotate``
+    applies the EXIF orientation.  v2 spellings are accepted: ``pilmode``
+    (= ``mode``), ``exifrotate`` (= ``rotate``), and ``as_gray=True``, which
+    converts to ``mode`` first and then to 32-bit float luminance (Pillow mode
+    ``"F"``), as imageio v2's legacy Pillow formats did.
+write(ndimage, is_batch=None, mode=None, format=None, **kw)
+    A list, or an array with more axes than one image, is a batch of frames:
+    GIF, PNG (written as APNG) and WebP animate it; JPEG and BMP hold one
+    image.  Other keywords go to Pillow's ``Image.save``: ``quality``
+    (JPEG/WebP), ``compress_level`` and ``optimize`` (PNG), ``duration``
+    (ms per frame) and ``loop`` (GIF/APNG/WebP), ``lossless`` (WebP) ...
+    Frames are buffered and encoded when the plugin closes.
+
+Pixels the format cannot hold (floats, signed or wide integers; 16-bit colour)
+are scaled with :func:`imgio._kernels.to_uint` to 8 bits (16 for gray PNG),
+which warns "Lossy conversion from X to Y" (:class:`UserWarning`) as imageio does.  ``bool`` images are written as 1-bit images
+(Pillow mode ``"1"``) where the format has them and read back as ``bool``.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import ExifTags, Image, ImageMode, UnidentifiedImageError
+
+from .. import _kernels
+from ..core.plugin import ImageProperties, PluginV3
+from ..core.registry import _pillow
+from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
+                      InitializationError, ShapeError)
+
+__all__ = ["PillowPlugin"]
+
+#: what Pillow raises for damaged data (truncated streams, bad chunks, bad CRCs)
+_DAMAGE = (OSError, SyntaxError, EOFError, struct.error, zlib.error, IndexError)
+#: seeking and decoding take no user arguments: a ValueError there ("tile cannot
+#: extend outside image", ...) also means a damaged file
+_DECODE_DAMAGE = _DAMAGE + (ValueError,)
+
+#: extension -> Pillow format, for writing
+_EXT_FORMAT = {
+    ".png": "PNG", ".apng": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG",
+    ".jfif": "JPEG", ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".webp": "WEBP",
+}
+
+#: Pillow modes each format can store after imgio's own conversions
+_WRITABLE_MODES = {
+    "PNG": {"1", "L", "LA", "RGB", "RGBA", "I;16", "P"},
+    "JPEG": {"1", "L", "RGB", "CMYK"},
+    "BMP": {"1", "L", "RGB", "P"},  # Pillow reads 32-bit BMP back as RGB
+    "GIF": {"1", "L", "RGB", "RGBA", "P"},
+    "WEBP": {"1", "L", "LA", "RGB", "RGBA"},
+}
+
+#: formats that hold a single image
+_SINGLE = {"JPEG", "BMP"}
+
+#: EXIF orientation -> the transpose that undoes it
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+#: Pillow's readers, by the signature :func:`_pillow` recognises
+_SIG_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"), (b"BM", "BMP"),
+)
+
+_ORIENTATION_TAG = 0x0112
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+
+
+def _format_of(head: bytes) -> str | None:
+    for sig, fmt in _SIG_FORMATS:
+        if head.startswith(sig):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _mode_shape(mode: str, size: tuple[int, int]) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of ``np.asarray`` of a Pillow image of ``mode`` and ``size``."""
+    info = ImageMode.getmode(mode)
+    w, h = size
+    shape = (h, w) if len(info.bands) == 1 else (h, w, len(info.bands))
+    return shape, np.dtype(info.typestr)
+
+
+def _plain(value: Any) -> Any:
+    """EXIF values as plain Python: rationals become floats, tuples recurse."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if type(value).__name__ == "IFDRational":
+        try:
+            return float(value)
+        except ZeroDivisionError:
+            return float("nan")
+    return value
+
+
+class PillowPlugin(PluginV3):
+    """PNG/APNG, JPEG, GIF, BMP and WebP through Pillow."""
+
+    name = "pillow"
+    description = "PNG, APNG, JPEG, GIF, BMP and WebP via Pillow"
+    extensions = (".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib",
+                  ".webp")
+    modes = "iI"
+
+    def __init__(self, request, **kwargs) -> None:
+        super().__init__(request)
+        if kwargs:
+            raise TypeError(f"the pillow plugin takes no open() keywords, got {sorted(kwargs)}")
+        self._image = None
+        self._frames: list[Image.Image] = []
+        self._save_kwargs: dict = {}
+        self._success = True
+        self._n: int | None = None
+        self._orientation: int | None = None
+        self._defaults: tuple | None = None
+        self._shapes: dict = {}
+        try:
+            self._init(request)
+        except BaseException:
+            # a plugin that failed to open must not finish the request when it is
+            # garbage-collected: imopen may hand the request to the next candidate
+            self._closed = True
+            if self._image is not None:
+                self._image.__exit__(None, None, None)
+            raise
+
+    def _init(self, request) -> None:
+        if request.io_mode == "r":
+            self._open_for_reading(request)
+        else:
+            self._format = None
+            ext = request.extension
+            if ext is not None:
+                self._format = _EXT_FORMAT.get(ext) or self._pillow_format_for(ext)
+                if self._format is None:
+                    raise InitializationError(
+                        f"Pillow does not know the extension {ext!r}")
+
+    # -- opening ---------------------------------------------------------------------
+    @staticmethod
+    def _pillow_format_for(ext: str) -> str | None:
+        Image.init()  # every Pillow plugin: only for extensions outside the usual five
+        return Image.registered_extensions().get(ext)
+
+    def _open_for_reading(self, request) -> None:
+        if request.kind not in ("path", "bytes", "file"):
+            raise InitializationError(f"{request.filename} is a {request.kind}, not one file")
+        # the request's own handle: no second open of the file by Pillow, and the
+        # signature comes from it rather than from another ``request.firstbytes`` open
+        source: Any = request.get_file()
+        try:
+            start = source.tell()
+            head = source.read(32)
+            source.seek(start)
+        except (OSError, AttributeError, ValueError) as exc:
+            raise CorruptFileError(f"Cannot read {request.filename}: the file object must "
+                                   f"be readable and seekable: {exc}") from exc
+        if start != 0:
+            source = io.BytesIO(source.read())  # Pillow reads from offset 0
+        fmt = _format_of(head) if _pillow(head) else None
+        try:
+            # restricting Pillow to the format we recognised skips its own sniffing
+            self._image = Image.open(source, formats=[fmt] if fmt else None)
+        except Image.DecompressionBombError as exc:
+            raise self._too_large(exc) from exc
+        except UnidentifiedImageError as exc:
+            if fmt is None:
+                raise InitializationError(f"Pillow cannot identify it: {exc}") from exc
+            raise CorruptFileError(
+                f"{request.filename} looks like a {fmt} file but Pillow cannot parse its "
+                f"header.") from exc
+        except _DAMAGE + (ValueError,) as exc:
+            raise CorruptFileError(
+                f"{request.filename} looks like a {fmt or 'Pillow'} file but cannot be "
+                f"opened: {exc}") from exc
+        im = self._image
+        self._format = im.format
+        self._mode0 = im.mode
+        self._info0 = dict(im.info)
+        self._size = im.size
+        self._animated_png = (im.format == "PNG"
+                              and getattr(im, "custom_mimetype", None) == "image/apng")
+        if self._format == "PNG" and len(head) >= 26 and head[24] == 16 \
+                and head[25] in (2, 4, 6):
+            self._depth_warning = (
+                f"{request.filename} is a 16-bit colour PNG; Pillow reads only the high "
+                "8 bits of each sample.")
+        else:
+            self._depth_warning = None
+
+    def _too_large(self, exc: Exception) -> ImageTooLargeError:
+        return ImageTooLargeError(
+            f"{self._request.filename}: {exc} (Pillow's decompression-bomb guard; raise "
+            "PIL.Image.MAX_IMAGE_PIXELS, or set it to None, to read it anyway).")
+
+    def _damaged(self, exc: Exception) -> CorruptFileError:
+        return CorruptFileError(
+            f"{self._request.filename}: the {self._format} data cannot be decoded "
+            f"(truncated or damaged file): {exc}")
+
+    # -- frames ------------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (1 for still images)."""
+        if self._n is None:
+            try:
+                self._n = int(getattr(self._image, "n_frames", 1))
+            except _DECODE_DAMAGE as exc:
+                raise self._damaged(exc) from exc
+        return self._n
+
+    def _natural_batch(self) -> bool:
+        """Whether ``index=None`` means every frame (GIF, APNG, animated WebP)."""
+        if self._format == "GIF" or self._animated_png:
+            return True
+        return self._format == "WEBP" and self.n_frames > 1
+
+    def _natural_mode(self) -> str:
+        mode = self._mode0
+        if self._format == "GIF" and mode in ("P", "L"):
+            # Pillow decodes frames after the first as RGB(A); all frames share one mode
+            return "RGBA" if "transparency" in self._info0 else "RGB"
+        if mode == "P":
+            return "RGBA" if "transparency" in self._info0 else "RGB"
+        if mode == "PA":
+            return "RGBA"
+        return mode
+
+    def _get_orientation(self) -> int:
+        """EXIF orientation known from the headers (1 when there is none)."""
+        if self._orientation is None:
+            self._orientation = 1
+            info = self._info0
+            if "exif" in info or "xmp" in info or "XML:com.adobe.xmp" in info:
+                try:
+                    value = int(self._image.getexif().get(_ORIENTATION_TAG, 1))
+                except Exception:  # odd EXIF must never stop a read
+                    value = 1
+                self._orientation = value if value in _ORIENT else 1
+        return self._orientation
+
+    def _read_options(self, kwargs: dict) -> tuple[str, str | None, bool, bool]:
+        """(target mode, extra mode, rotate, writeable) from read/properties keywords."""
+        if not kwargs:  # the common call: computed once per file
+            if self._defaults is None:
+                self._defaults = (self._natural_mode(), None, True, True)
+            return self._defaults
+        mode = kwargs.pop("mode", None)
+        pilmode = kwargs.pop("pilmode", None)
+        if pilmode is not None:
+            if mode is not None and mode != pilmode:
+                raise ValueError("`mode` and `pilmode` are the same keyword; pass only one.")
+            mode = pilmode
+        rotate = kwargs.pop("rotate", None)
+        exifrotate = kwargs.pop("exifrotate", None)
+        if exifrotate is not None:
+            if rotate is not None and bool(rotate) != bool(exifrotate):
+                raise ValueError("`rotate` and `exifrotate` are the same keyword; pass only one.")
+            rotate = exifrotate
+        rotate = True if rotate is None else bool(rotate)
+        as_gray = bool(kwargs.pop("as_gray", False))
+        writeable = bool(kwargs.pop("writeable_output", True))
+        if kwargs:
+            raise TypeError(f"unexpected keywords for the pillow plugin: {sorted(kwargs)}")
+        if mode is not None:
+            try:
+                ImageMode.getmode(mode)
+            except KeyError:
+                raise ValueError(f"{mode!r} is not a Pillow image mode (e.g. 'L', 'RGB', "
+                                 "'RGBA', 'I;16', 'F').") from None
+        target = mode if mode is not None else self._natural_mode()
+        return target, ("F" if as_gray else None), rotate, writeable
+
+    def _frame_index(self, index: Any) -> int | None:
+        """The frame for ``index`` (``None`` for every frame)."""
+        if index is None:
+            return None if self._natural_batch() else 0
+        if index is Ellipsis:
+            return None
+        return self._normalize_index(index, self.n_frames, "frame")
+
+    def _frame_shape(self, target: str, extra: str | None, rotate: bool):
+        key = (target, extra, rotate)
+        found = self._shapes.get(key)
+        if found is None:
+            size = self._size
+            if rotate and self._get_orientation() >= 5:
+                size = size[::-1]
+            found = self._shapes[key] = _mode_shape(extra or target, size)
+        return found
+
+    def _load(self, i: int) -> Image.Image:
+        im = self._image
+        try:
+            if i != im.tell():
+                im.seek(i)
+            im.load()
+        except Image.DecompressionBombError as exc:
+            raise self._too_large(exc) from exc
+        except _DECODE_DAMAGE as exc:
+            raise self._damaged(exc) from exc
+        return im
+
+    def _frame(self, i: int, target: str, extra: str | None, rotate: bool) -> Image.Image:
+        im = self._load(i)
+        if im.mode != target:
+            im = im.convert(target)
+        if extra is not None and im.mode != extra:
+            im = im.convert(extra)
+        if rotate:
+            orientation = self._get_orientation()
+            if orientation != 1:
+                im = im.transpose(_ORIENT[orientation])
+        return im
+
+    @staticmethod
+    def _to_array(im: Image.Image, writeable: bool) -> np.ndarray:
+        if im.mode == "1":  # one bit per pixel: unpack to proper 0/1 booleans
+            w, h = im.size
+            return np.frombuffer(im.tobytes("raw", "L"), np.uint8).reshape(h, w) != 0
+        arr = np.asarray(im)
+        if writeable and not arr.flags.writeable:
+            arr = arr.copy()
+        return arr
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
+        """Read an image, one frame or the frame stack (see the module docstring)."""
+        self._check_open()
+        target, extra, rotate, writeable = self._read_options(kwargs)
+        i = self._frame_index(index)
+        if self._depth_warning:
+            warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
+        if i is not None:
+            return self._to_array(self._frame(i, target, extra, rotate), writeable)
+        n = self.n_frames
+        shape, dtype = self._frame_shape(target, extra, rotate)
+        out = np.empty((n,) + shape, dtype)
+        for k in range(n):
+            frame = self._to_array(self._frame(k, target, extra, rotate), False)
+            if frame.shape != shape:  # pragma: no cover - Pillow keeps frames equal
+                raise ShapeError(f"{self._request.filename}: frame {k} has shape "
+                                 f"{frame.shape}, frame 0 {shape}.")
+            out[k] = frame
+        return out
+
+    def iter(self, **kwargs) -> Iterator[np.ndarray]:
+        """Yield every frame (a still image yields itself once)."""
+        self._check_open()
+        target, extra, rotate, writeable = self._read_options(kwargs)
+        if self._depth_warning:
+            warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
+        for k in range(self.n_frames):
+            yield self._to_array(self._frame(k, target, extra, rotate), writeable)
+
+    def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
+        """Shape and dtype from the headers; equal to ``read``'s for the same keywords."""
+        self._check_open()
+        target, extra, rotate, _ = self._read_options(kwargs)
+        i = self._frame_index(index)
+        shape, dtype = self._frame_shape(target, extra, rotate)
+        if i is None:
+            n = self.n_frames
+            return ImageProperties((n,) + shape, dtype, n_images=n, is_batch=True)
+        return ImageProperties(shape, dtype)
+
+    def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
+        """``image.info`` plus EXIF tags by name, ``mode``, ``size`` and ``shape``.
+
+        ``index=None`` gives frame 0, which for GIF and APNG also holds the file's
+        global entries (``loop``, ``background``).  ``exclude_applied=True``
+        drops what reading already applied: the EXIF ``Orientation`` and the
+        palette.
+        """
+        self._check_open()
+        if kwargs:
+            raise TypeError(f"unexpected keywords for the pillow metadata: {sorted(kwargs)}")
+        if index is None or index is Ellipsis:
+            i = 0
+            info = dict(self._info0)
+        else:
+            i = self._normalize_index(index, self.n_frames, "frame")
+            im = self._image
+            try:
+                if i != im.tell():
+                    im.seek(i)
+            except _DECODE_DAMAGE as exc:
+                raise self._damaged(exc) from exc
+            info = dict(im.info)
+        im = self._image
+        meta: dict[str, Any] = info
+        meta["mode"] = self._mode0 if i == 0 else im.mode
+        meta["size"] = tuple(self._size)
+        meta["shape"] = self._frame_shape(self._natural_mode(), None, True)[0]
+        meta["n_images"] = self.n_frames
+        meta.update(self._exif())
+        if exclude_applied:
+            meta.pop("Orientation", None)
+        elif self._mode0 == "P" and im.palette is not None:
+            pal = im.getpalette() or []
+            meta["palette"] = np.asarray(pal, np.uint8).reshape(-1, 3)
+        return meta
+
+    def _exif(self) -> dict:
+        if not any(k in self._info0 for k in ("exif", "xmp", "XML:com.adobe.xmp")):
+            return {}
+        try:
+            exif = self._image.getexif()
+            out = {ExifTags.TAGS.get(k, k): _plain(v) for k, v in exif.items()
+                   if k not in (_EXIF_IFD, _GPS_IFD)}
+            sub = exif.get_ifd(_EXIF_IFD)
+            out.update({ExifTags.TAGS.get(k, k): _plain(v) for k, v in sub.items()})
+            gps = exif.get_ifd(_GPS_IFD)
+            if gps:
+                out["GPSInfo"] = {ExifTags.GPSTAGS.get(k, k): _plain(v) for k, v in gps.items()}
+            return out
+        except Exception as exc:  # a camera's odd EXIF must never break metadata
+            return {"exif_error": f"could not parse EXIF: {exc}"}
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, ndimage, *, is_batch: bool | None = None, mode: str | None = None,
+              format: str | None = None, **kwargs) -> bytes | None:
+        """Add an image or a batch of frames; encoded when the plugin closes."""
+        self._check_open()
+        self._request.check_writable()
+        if format is not None:
+            self._format = str(format).upper()
+            if self._format == "JPG":
+                self._format = "JPEG"
+        if self._format is None:
+            raise FormatError(
+                f"Cannot tell which format to write {self._request.filename} in: pass "
+                "`extension=\".png\"` or `format=\"PNG\"`.")
+        if "fps" in kwargs:
+            kwargs["duration"] = 1000.0 / float(kwargs.pop("fps"))
+        frames = self._split_batch(ndimage, is_batch)
+        new = [self._to_pil(f, mode) for f in frames]
+        if self._format in _SINGLE and len(self._frames) + len(new) > 1:
+            raise ShapeError(
+                f"Cannot write {len(self._frames) + len(new)} images to "
+                f"{self._request.filename}: {self._format} holds a single image. Write "
+                "them to separate files, or use GIF, PNG (APNG), WebP or TIFF.")
+        self._frames.extend(new)
+        self._save_kwargs.update(kwargs)
+        if self._request.kind == "return_bytes":
+            return self._close(success=True)
+        return None
+
+    def _split_batch(self, ndimage, is_batch: bool | None) -> list[np.ndarray]:
+        if isinstance(ndimage, (list, tuple)):
+            if is_batch is False:
+                return [self._as_array(ndimage)]
+            return [self._as_array(f) for f in ndimage]
+        arr = self._as_array(ndimage)
+        if is_batch is None:
+            is_batch = arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] > 4)
+        return list(arr) if is_batch else [arr]
+
+    def _as_array(self, data) -> np.ndarray:
+        try:
+            arr = np.asarray(data)
+        except ValueError as exc:
+            raise ShapeError(f"Cannot write to {self._request.filename}: the image data is "
+                             f"not a regular array: {exc}") from None
+        if arr.dtype != bool and arr.dtype.kind not in "uif":
+            raise DTypeError(f"Cannot write a {arr.dtype} array to {self._request.filename}: "
+                             "images must be numeric or bool.")
+        return arr
+
+    def _to_pil(self, arr: np.ndarray, mode: str | None) -> Image.Image:
+        fmt, where = self._format, self._request.filename
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            raise ShapeError(
+                f"Cannot write an image of shape {arr.shape} to {where}: an image with one "
+                "colour channel is ambiguous; drop the last axis (image[..., 0]) to write "
+                "it as gray.")
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (2, 3, 4))):
+            raise ShapeError(
+                f"Cannot write an image of shape {arr.shape} to {where}: {fmt} images are "
+                "(H, W) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or (H, W, 4) RGBA.")
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ShapeError(f"Cannot write an empty image of shape {arr.shape} to {where}.")
+        channels = 1 if arr.ndim == 2 else arr.shape[-1]
+        if arr.dtype == bool:
+            pass  # Pillow mode "1"
+        elif arr.dtype == np.uint8:
+            pass
+        elif arr.dtype == np.uint16 and channels == 1 and fmt == "PNG":
+            arr = arr.astype("<u2", copy=False)  # Pillow mode "I;16"
+        else:
+            # to_uint issues imageio's "Lossy conversion from X to Y" UserWarning
+            arr = _kernels.to_uint(arr, 16 if (fmt == "PNG" and channels == 1) else 8)
+        if fmt in ("JPEG", "BMP") and channels in (2, 4):
+            raise ShapeError(
+                f"Cannot write an image of shape {arr.shape} to {where}: {fmt} has no alpha "
+                "channel. Drop it (image[..., :-1]) or write PNG, WebP or TIFF.")
+        if fmt == "GIF" and channels == 2:
+            raise ShapeError(
+                f"Cannot write an image of shape {arr.shape} to {where}: GIF has no "
+                "gray+alpha images. Write gray, RGB or RGBA.")
+        im = Image.fromarray(np.ascontiguousarray(arr))
+        if mode is not None and im.mode != mode:
+            im = im.convert(mode)
+        elif fmt == "WEBP" and im.mode == "1":
+            im = im.convert("L")
+        allowed = _WRITABLE_MODES.get(fmt)
+        if allowed is not None and im.mode not in allowed:
+            raise DTypeError(f"Cannot write a Pillow mode {im.mode!r} image to {where}: "
+                             f"{fmt} stores modes {sorted(allowed)}.")
+        if getattr(im, "readonly", 0):  # shares the caller's buffer until it is encoded
+            im = im.copy()
+        return im
+
+    def _close(self, success: bool) -> bytes | None:
+        self._success = success
+        return super()._close(success)
+
+    def _close_backend(self) -> None:
+        if self._image is not None:
+            # the context-manager exit closes only a file Pillow opened itself,
+            # never the caller's file object
+            self._image.__exit__(None, None, None)
+            self._image = None
+        if self._request.io_mode == "w" and self._frames and self._success:
+            frames, self._frames = self._frames, []
+            options = dict(self._save_kwargs)
+            if len(frames) > 1:
+                options.update(save_all=True, append_images=frames[1:])
+            try:
+                frames[0].save(self._request.get_file(), format=self._format, **options)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise FormatError(f"Cannot write {self._request.filename} as "
+                                  f"{self._format}: {exc}") from exc

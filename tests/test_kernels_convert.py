@@ -1,0 +1,344 @@
+"""Pixel conversion kernels against their NumPy twins and against imageio."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from imgio import _kernels, _reference
+from imgio.errors import DTypeError, ShapeError
+
+image_as_uint = pytest.importorskip("imageio.core.util").image_as_uint
+
+DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8", "?"]
+SHAPES = [(0, 3), (1, 1), (7,), (5, 9), (4, 6, 3), (2, 3, 4, 5)]
+LAYOUTS = ["C", "F", "strided", "reversed", "readonly", "unaligned"]
+
+
+def _layout(a, layout):
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "strided" and a.ndim:
+        big = np.zeros(tuple(2 * s for s in a.shape), a.dtype)
+        big[tuple(slice(None, None, 2) for _ in a.shape)] = a
+        return big[tuple(slice(None, None, 2) for _ in a.shape)]
+    if layout == "reversed" and a.ndim:
+        return a[::-1].copy()[::-1]
+    if layout == "readonly":
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+    if layout == "unaligned" and a.itemsize > 1:
+        buf = np.zeros(a.nbytes + 1, np.uint8)
+        b = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+        b[...] = a  # frombuffer of a writable buffer is writable
+        return b
+    return a
+
+
+def _data(dtype, shape, kind="range", seed=0):
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return rng.random(shape) < 0.5
+    if dt.kind == "f":
+        x = rng.random(shape)
+        if kind == "range":
+            x = x * 600 - 100
+        return x.astype(dt)
+    info = np.iinfo(dt)
+    # a quarter of the type's range, so imageio's (max - min) does not overflow
+    lo, hi = int(info.min) // 4, int(info.max) // 4
+    return rng.integers(lo, hi, shape, dtype=dt.newbyteorder("="), endpoint=True).astype(dt)
+
+
+def _quiet(f, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return f(*args, **kwargs)
+
+
+def _imageio(a, bitdepth):
+    """imageio's answer, or None where it raises (a documented difference)."""
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("ignore")
+        try:
+            return image_as_uint(a, bitdepth=bitdepth)
+        except (ValueError, TypeError, FloatingPointError, AssertionError):
+            return None
+
+
+def _cases():
+    for dtype in DTYPES:
+        for order in "<>":
+            if np.dtype(dtype).itemsize == 1 and order == ">":
+                continue
+            for kind in (("unit", "range") if dtype.startswith("f") else ("range",)):
+                yield pytest.param(order + dtype if dtype != "?" else dtype, kind,
+                                   id=f"{order}{dtype}-{kind}")
+
+
+@pytest.mark.parametrize("dtype,kind", list(_cases()))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("bitdepth", [8, 16])
+def test_to_uint_matches_twin_and_imageio(dtype, kind, shape, layout, bitdepth):
+    a = _layout(_data(dtype, shape, kind), layout)
+    got = _quiet(_kernels.to_uint, a, bitdepth)
+    ref = _reference.to_uint(a, bitdepth)
+    assert got.dtype == np.dtype(f"u{bitdepth // 8}") and got.shape == a.shape
+    np.testing.assert_array_equal(got, ref)
+    if a.size and a.dtype.kind != "b":
+        # imageio reads non-native byte orders by their str(); compare values
+        expected = _imageio(a.astype(a.dtype.newbyteorder("=")), bitdepth)
+        lo = float(a.min())
+        constant_out_of_range = lo == float(a.max()) and not 0 <= lo < 2 ** bitdepth
+        if expected is not None and not constant_out_of_range:
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8", "f2"])
+@pytest.mark.parametrize("bitdepth", [8, 16])
+def test_to_uint_float_grid_matches_imageio(dtype, bitdepth):
+    """Every float32 step near the rounding boundaries, and the [0, 1] endpoints."""
+    top = 2 ** bitdepth - 1
+    k = np.arange(top + 1, dtype=np.float64)
+    grid = np.concatenate([k / top, (k + 0.5) / top, (k + 0.4999) / top, (k + 0.5001) / top])
+    unit = np.clip(grid, 0, 1).astype(dtype)
+    assert np.array_equal(_quiet(_kernels.to_uint, unit, bitdepth), _imageio(unit, bitdepth))
+    wide = (grid * 700 - 3).astype(dtype)
+    assert np.array_equal(_quiet(_kernels.to_uint, wide, bitdepth), _imageio(wide, bitdepth))
+
+
+def test_to_uint_passthrough_and_warnings():
+    a = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _kernels.to_uint(a) is a
+        b = np.arange(6, dtype=np.uint16)
+        assert _kernels.to_uint(b, 16) is b
+    assert _quiet(_kernels.to_uint, b, None).dtype == np.uint8  # None means 8, as imageio
+    with pytest.warns(UserWarning, match=r"^Lossy conversion from float64 to uint8\. "
+                      r"Range \[0, 1\]\. Convert image to uint8"):
+        _kernels.to_uint(np.linspace(0, 1, 5))
+    with pytest.warns(UserWarning, match=r"from uint16 to uint8\. Losing 8 bits"):
+        _kernels.to_uint(np.arange(5, dtype=np.uint16))
+    with pytest.warns(UserWarning, match=r"from int16 to uint16\. Range \[-3, 4\]"):
+        _kernels.to_uint(np.arange(-3, 5, dtype=np.int16), 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # constant in range: no warning, like imageio
+        assert _kernels.to_uint(np.full(4, 7.0)).tolist() == [7] * 4
+
+
+def test_to_uint_byteswapped_same_type_is_copied():
+    a = np.arange(300, 310, dtype=">u2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _kernels.to_uint(a, 16)
+    assert got.dtype == np.dtype("=u2") and got.tolist() == list(range(300, 310))
+
+
+def test_to_uint_nan_and_inf():
+    a = np.array([np.nan, 0.0, 0.5, 1.0])
+    with pytest.warns(UserWarning, match="NaN written as 0"):
+        assert _kernels.to_uint(a).tolist() == [0, 0, 127, 255]  # 127.999999999
+    b = np.array([-np.inf, 0.0, 2.0, 4.0, np.inf, np.nan])
+    with pytest.warns(UserWarning, match=r"Range \[0.0, 4.0\]\..*saturated"):
+        assert _kernels.to_uint(b).tolist() == [0, 0, 127, 255, 255, 0]
+    with pytest.warns(UserWarning, match="NaN"):
+        assert _kernels.to_uint(np.full((2, 2), np.nan), 16).tolist() == [[0, 0], [0, 0]]
+    with pytest.warns(UserWarning, match="saturated"):
+        assert _kernels.to_uint(np.array([np.inf, -np.inf, 3.0])).tolist() == [255, 0, 3]
+    np.testing.assert_array_equal(_quiet(_kernels.to_uint, b), _reference.to_uint(b))
+
+
+def test_to_uint_documented_differences():
+    # imageio raises on +-inf, an empty image, and bool ranges; overflows int16 ranges
+    assert _quiet(_kernels.to_uint, np.zeros((0, 4))).shape == (0, 4)
+    assert _quiet(_kernels.to_uint, np.array([True, False])).tolist() == [255, 0]
+    assert _quiet(_kernels.to_uint, np.array([True, True])).tolist() == [1, 1]
+    full = np.array([-32768, 32767], np.int16)
+    assert _quiet(_kernels.to_uint, full).tolist() == [0, 255]
+    # a constant out of range saturates (imageio wraps around in astype)
+    with pytest.warns(UserWarning, match=r"Value 300 clipped to \[0, 255\]"):
+        assert _kernels.to_uint(np.full(3, 300, np.int32)).tolist() == [255] * 3
+    f32 = np.array([-3e38, 3e38], np.float32)  # float32 range overflows to inf
+    assert _quiet(_kernels.to_uint, f32).tolist() == [0, 255]
+
+
+@pytest.mark.parametrize("tail", [5.0, -0.5, np.inf, np.nan, 1.0])
+@pytest.mark.parametrize("dtype", ["f4", ">f8"])
+def test_to_uint_one_value_out_of_unit_range(tail, dtype):
+    """A single late value outside [0, 1] switches the whole image to min..max."""
+    a = np.concatenate([np.linspace(0, 1, 199), [tail], np.linspace(1, 0, 50)]).astype(dtype)
+    for x in (a, a.reshape(25, 10)[:, ::2], a.reshape(10, 25).T):
+        got = _quiet(_kernels.to_uint, x)
+        np.testing.assert_array_equal(got, _reference.to_uint(x))
+        if np.isfinite(tail):
+            np.testing.assert_array_equal(got, _imageio(x.astype(x.dtype.newbyteorder("=")), 8))
+
+
+def test_to_uint_out():
+    a = np.linspace(0, 1, 12).reshape(3, 4)
+    out = np.zeros((3, 4), np.uint8)
+    res = _quiet(_kernels.to_uint, a, out=out)
+    assert res is out and out.tolist() == _reference.to_uint(a).tolist()
+    out_f = np.zeros((4, 3), np.uint16).T
+    _quiet(_kernels.to_uint, a, 16, out=out_f)
+    np.testing.assert_array_equal(out_f, _reference.to_uint(a, 16))
+    u8 = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert _kernels.to_uint(u8, out=out) is out and (out == u8).all()
+
+
+def test_to_uint_errors_are_readable():
+    with pytest.raises(DTypeError, match="needs real numbers or bool, not complex128"):
+        _kernels.to_uint(np.zeros(3, complex))
+    with pytest.raises(DTypeError, match="not <U1"):
+        _kernels.to_uint(np.array(["a"]))
+    with pytest.raises(DTypeError, match="not object"):
+        _kernels.to_uint(np.array([None]))
+    with pytest.raises(ValueError, match="Bitdepth must be either 8 or 16, not 12"):
+        _kernels.to_uint(np.zeros(3), 12)
+    with pytest.raises(ShapeError, match=r"out has shape \(2,\)"):
+        _kernels.to_uint(np.zeros(3), out=np.zeros(2, np.uint8))
+    with pytest.raises(DTypeError, match="out has dtype uint16"):
+        _kernels.to_uint(np.zeros(3), out=np.zeros(3, np.uint16))
+    ro = np.zeros(3, np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _kernels.to_uint(np.zeros(3), out=ro)
+
+
+def test_to_uint_threaded_bands(monkeypatch):
+    monkeypatch.setattr(_kernels, "_PARALLEL_ITEMS", 16)
+    for a in (np.random.default_rng(3).random((37, 29)) * 9 - 2,
+              np.random.default_rng(3).random((37, 29)),
+              np.concatenate([np.random.default_rng(3).random((36, 29)),
+                              np.full((1, 29), 3.0)]),
+              np.random.default_rng(4).random((5, 37, 29)).astype(">f4"),
+              (np.random.default_rng(5).random((40, 30)) * 5)[:, ::2],  # bands of rows
+              np.arange(1000, dtype=np.uint32).reshape(40, 25)):
+        np.testing.assert_array_equal(_quiet(_kernels.to_uint, a), _reference.to_uint(a))
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(dtype=st.sampled_from(["<f4", ">f8", "<f8", "<i2", ">i4", "<u2", ">u4",
+                                         "|u1", "|i1", "<f2", "|b1"]),
+                  shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=7)),
+       st.sampled_from([8, 16]), st.sampled_from([1, 2, -1]))
+def test_property_to_uint_matches_twin(arr, bitdepth, step):
+    arr = arr[::step]
+    np.testing.assert_array_equal(_quiet(_kernels.to_uint, arr, bitdepth),
+                                  _reference.to_uint(arr, bitdepth))
+
+
+@settings(max_examples=150, deadline=None)
+def _finite_arrays(dtype):
+    dt = np.dtype(dtype)
+    elements = (hnp.from_dtype(dt, allow_nan=False, allow_infinity=False, min_value=-1e4,
+                               max_value=1e4) if dt.kind == "f" else hnp.from_dtype(dt))
+    return hnp.arrays(dt, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=7),
+                      elements=elements)
+
+
+@given(st.sampled_from(["f4", "f8", "i1", "i2", "i4", "u1", "u2", "u4", "u8"]).flatmap(
+    _finite_arrays), st.sampled_from([8, 16]))
+def test_property_to_uint_matches_imageio(arr, bitdepth):
+    expected = _imageio(arr, bitdepth)
+    lo = float(arr.min())
+    if lo == float(arr.max()) and not 0 <= lo < 2 ** bitdepth:
+        return  # a constant out of range: imageio wraps around, imgio saturates
+    if expected is not None:
+        np.testing.assert_array_equal(_quiet(_kernels.to_uint, arr, bitdepth), expected)
+
+
+# -- to_native, bool_to_uint8, planar <-> interleaved ---------------------------
+NATIVE_DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8", "c8", "c16", "?"]
+
+
+@pytest.mark.parametrize("dtype", NATIVE_DTYPES)
+@pytest.mark.parametrize("order", "<>")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS[:5])
+def test_to_native_matches_twin(dtype, order, shape, layout):
+    dt = np.dtype(dtype).newbyteorder(order)
+    a = _layout((np.random.default_rng(0).random(shape) * 100).astype(dt), layout)
+    got = _kernels.to_native(a)
+    assert got.dtype.isnative and got.dtype == dt.newbyteorder("=")
+    np.testing.assert_array_equal(got, _reference.to_native(a))
+    if dt.isnative:
+        assert got is a
+
+
+def test_to_native_errors():
+    with pytest.raises(DTypeError, match="plain numeric dtypes"):
+        _kernels.to_native(np.zeros(2, dtype=[("a", ">i4")]))
+    with pytest.raises(DTypeError, match="items of 2, 4 or 8 bytes"):
+        _kernels.to_native(np.zeros(2, dtype=">c32") if np.dtype("c32").itemsize == 32
+                           else np.zeros(2, dtype=">f16"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(hnp.arrays(dtype=st.sampled_from([">u2", ">i4", ">f8", ">c8", "<f4"]),
+                  shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6)),
+       st.sampled_from([1, 2, -1]))
+def test_property_to_native(arr, step):
+    arr = arr[::step]
+    np.testing.assert_array_equal(_kernels.to_native(arr), _reference.to_native(arr))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS[:5])
+@pytest.mark.parametrize("true_value", [1, 255])
+def test_bool_to_uint8_matches_twin(shape, layout, true_value):
+    a = _layout(_data("?", shape), layout)
+    got = _kernels.bool_to_uint8(a, true_value=true_value)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, _reference.bool_to_uint8(a, true_value=true_value))
+
+
+def test_bool_to_uint8_errors_and_out():
+    with pytest.raises(DTypeError, match="needs a bool array, not uint8"):
+        _kernels.bool_to_uint8(np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="0..255"):
+        _kernels.bool_to_uint8(np.zeros(3, bool), true_value=256)
+    out = np.zeros(3, np.uint8)
+    assert _kernels.bool_to_uint8(np.array([1, 0, 1], bool), out=out) is out
+    assert out.tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("dtype", NATIVE_DTYPES + [">u2", ">f8"])
+@pytest.mark.parametrize("shape", [(3, 4, 5), (1, 1, 1), (4, 0, 2), (1, 7, 9), (5, 2, 3)],
+                         ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS[:5])
+def test_planar_interleaved_match_twins(dtype, shape, layout):
+    a = _layout((np.random.default_rng(0).random(shape) * 100).astype(dtype), layout)
+    got = _kernels.planar_to_interleaved(a)
+    ref = _reference.planar_to_interleaved(a)
+    assert got.dtype == a.dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, ref)
+    back = _kernels.interleaved_to_planar(got)
+    assert back.flags.c_contiguous
+    np.testing.assert_array_equal(back, a)
+    np.testing.assert_array_equal(_kernels.interleaved_to_planar(a),
+                                  _reference.interleaved_to_planar(a))
+
+
+def test_planar_interleaved_errors():
+    with pytest.raises(ShapeError, match=r"needs a 3-D \(C, H, W\) array, got shape \(4, 5\)"):
+        _kernels.planar_to_interleaved(np.zeros((4, 5)))
+    with pytest.raises(ShapeError, match=r"needs a 3-D \(H, W, C\) array"):
+        _kernels.interleaved_to_planar(np.zeros((1, 2, 3, 4)))
+    with pytest.raises(DTypeError, match="object"):
+        _kernels.planar_to_interleaved(np.empty((1, 2, 3), object))
+
+
+@settings(max_examples=80, deadline=None)
+@given(hnp.arrays(dtype=st.sampled_from(["u1", ">u2", "f4", "c16", "?"]),
+                  shape=hnp.array_shapes(min_dims=3, max_dims=3, min_side=0, max_side=6)))
+def test_property_planar_roundtrip(arr):
+    got = _kernels.planar_to_interleaved(arr)
+    np.testing.assert_array_equal(got, _reference.planar_to_interleaved(arr))
+    np.testing.assert_array_equal(_kernels.interleaved_to_planar(got), arr)
