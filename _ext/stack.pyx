@@ -3,11 +3,13 @@
 
 The kernel works on raw bytes so that one compiled routine serves every dtype.
 Both buffers are presented as 3-D byte views ``(rows, cols, itemsize)``; the
-innermost axis is always contiguous, the outer two may have any stride.  The
-copy runs without the GIL, so threads can fill different slices at once.
+innermost axis is contiguous, the outer two may have any stride.  The copy
+runs without the GIL (``with nogil`` in the Python-callable wrappers: a
+``cpdef ... nogil`` function called from Python would keep it), so threads can
+fill different slices at once.
 
-The kernel neither allocates nor raises: shapes are checked by
-``imgio._kernels.stack_frames`` before it is called.
+The kernels neither allocate nor raise: shapes are checked by
+``imgio._kernels.copy_frame`` / ``stack_frames`` before they are called.
 """
 from libc.string cimport memcpy
 
@@ -16,13 +18,8 @@ cimport cython
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cpdef void copy_bytes3(const unsigned char[:, :, :] src,
+cdef void _copy_bytes3(const unsigned char[:, :, :] src,
                        unsigned char[:, :, :] dst) noexcept nogil:
-    """Copy ``src`` into ``dst``.
-
-    Precondition (checked by the wrapper): identical shapes, and a stride of 1
-    along the innermost axis of both.
-    """
     cdef Py_ssize_t rows = src.shape[0]
     cdef Py_ssize_t cols = src.shape[1]
     cdef Py_ssize_t width = src.shape[2]
@@ -39,9 +36,19 @@ cpdef void copy_bytes3(const unsigned char[:, :, :] src,
                 memcpy(&dst[r, c, 0], &src[r, c, 0], <size_t>width)
 
 
-cpdef void copy_contiguous(const unsigned char[::1] src,
-                           unsigned char[::1] dst) noexcept nogil:
-    """Copy one contiguous byte run into another of the same length (a memcpy)."""
+def copy_bytes3(const unsigned char[:, :, :] src, unsigned char[:, :, :] dst):
+    """Copy ``src`` into ``dst`` without the GIL.
+
+    Precondition (checked by the wrapper): identical shapes, and a stride of 1
+    along the innermost axis of both.
+    """
+    with nogil:
+        _copy_bytes3(src, dst)
+
+
+def copy_contiguous(const unsigned char[::1] src, unsigned char[::1] dst):
+    """Copy one contiguous byte run into another of the same length, without the GIL."""
     cdef Py_ssize_t n = src.shape[0]
     if n:
-        memcpy(&dst[0], &src[0], <size_t>n)
+        with nogil:
+            memcpy(&dst[0], &src[0], <size_t>n)

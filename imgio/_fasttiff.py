@@ -20,6 +20,7 @@ undo and tile assembly are nogil kernels.
 """
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import sys
@@ -218,7 +219,7 @@ def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
 
 # -- reading -------------------------------------------------------------------------
 def read_simple(path: Any, out: np.ndarray | None = None, *,
-                max_bytes: Any = None) -> np.ndarray | None:
+                max_bytes: Any = None, fd: int | None = None) -> np.ndarray | None:
     """The pixels of a simple single-page TIFF file, or ``None`` if not served.
 
     Parameters
@@ -233,6 +234,9 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
         Size limit checked before allocating a new array (see
         :func:`imgio.core.limits.check_nbytes`: ``None`` is the default limit,
         ``False`` none).
+    fd : int, optional
+        An open descriptor of ``path`` to read from (positioned reads only; it
+        is neither moved nor closed), saving a second ``open``.
 
     Returns
     -------
@@ -256,8 +260,9 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     name = os.fspath(path)
     if not isinstance(name, str):
         return None
-    with open(name, "rb", buffering=0) as f:
-        fd = f.fileno()
+    with (contextlib.nullcontext(fd) if fd is not None
+          else open(name, "rb", buffering=0)) as f:
+        fd = f if isinstance(f, int) else f.fileno()
         size = os.fstat(fd).st_size
         info = _parse_fd(fd, size, 2, name)
         if info is None or _decline(info) is not None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _kernels
 from .core import registry
-from .core.array import Array, Image
+from .core.array import Array, DeferredMeta, Image
 from .core.imopen import imopen
 from .core.legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
 from .core.plugin import PluginV3
@@ -168,10 +168,18 @@ def _read_one(uri, format, mode: str, kwargs: dict, func: str) -> Array:
         raise TypeError(
             f"{func}() reads image 0 and takes no `index`; use "
             "imgio.v2.get_reader(uri).get_data(i) or imgio.v3.imread(uri, index=i).")
+    meta_kw = {"page": kwargs["page"]} if "page" in kwargs else {}
     with _open(uri, "r" + mode, format) as plugin:
-        image = plugin.read(index=0, **kwargs)
-        meta_kw = {"page": kwargs["page"]} if "page" in kwargs else {}
-        return Array(np.asarray(image), _plugin_meta(plugin, 0, **meta_kw))
+        image = np.asarray(plugin.read(index=0, **kwargs))
+        if plugin.request.kind != "path":
+            return Array(image, _plugin_meta(plugin, 0, **meta_kw))
+        path = plugin.request.path
+
+    def load_meta() -> dict:
+        # ``.meta`` was asked for: reopen the file (the read did not need its tags)
+        with _open(path, "r" + mode, format) as again:
+            return _plugin_meta(again, 0, **meta_kw)
+    return Array(image, DeferredMeta(load_meta))
 
 
 def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Array", "Image", "Dict"]
+__all__ = ["Array", "Image", "Dict", "DeferredMeta"]
 
 
 class Dict(dict):
@@ -64,6 +64,28 @@ def _copy_meta(meta: Any) -> Dict:
     return out
 
 
+class DeferredMeta:
+    """Metadata computed on first access to ``.meta`` (then cached and shared).
+
+    Reading an image's metadata can cost more than reading its pixels (a TIFF's
+    tags need tifffile's full parse, while the fast path reads a simple file in
+    a fraction of that), so v2 reads from a file on disk attach a loader that
+    reopens the file only if ``.meta`` is used.
+    """
+
+    __slots__ = ("_loader", "_value")
+
+    def __init__(self, loader):
+        self._loader = loader
+        self._value: dict | None = None
+
+    def resolve(self) -> dict:
+        if self._value is None:
+            self._value = dict(self._loader())
+            self._loader = None
+        return self._value
+
+
 class Array(np.ndarray):
     """A numpy array with a ``meta`` dict (imageio's ``imageio.core.Array``).
 
@@ -88,6 +110,10 @@ class Array(np.ndarray):
         if meta is None:
             meta = getattr(array, "meta", None)
             meta = {} if meta is None else meta
+        if isinstance(meta, DeferredMeta):
+            obj = array.view(cls)
+            obj._meta = meta
+            return obj
         if not isinstance(meta, dict):
             raise ValueError(f"Array expects the metadata to be a dict, got {type(meta).__name__}.")
         obj = array.view(cls)
@@ -97,7 +123,12 @@ class Array(np.ndarray):
     def __array_finalize__(self, obj) -> None:
         # views, slices, copies and ufunc outputs of an Array inherit its metadata
         meta = getattr(obj, "_meta", None)
-        self._meta = Dict() if meta is None else _copy_meta(meta)
+        if isinstance(meta, DeferredMeta) and meta._value is None:
+            self._meta = meta  # still unread: share the loader, copy on first access
+        elif isinstance(meta, DeferredMeta):
+            self._meta = _copy_meta(meta._value)
+        else:
+            self._meta = Dict() if meta is None else _copy_meta(meta)
 
     def __array_wrap__(self, out_arr, context=None, return_scalar=False):
         if out_arr.ndim == 0 or return_scalar:
@@ -110,12 +141,14 @@ class Array(np.ndarray):
     @property
     def meta(self) -> Dict:
         """The image's metadata (read-only attribute; change the dict in place)."""
+        if isinstance(self._meta, DeferredMeta):
+            self._meta = _copy_meta(self._meta.resolve())
         return self._meta
 
     # pickling: ndarray's state plus the metadata
     def __reduce__(self):
         constructor, args, state = super().__reduce__()
-        return constructor, args, (state, dict(self._meta))
+        return constructor, args, (state, dict(self.meta))
 
     def __reduce_ex__(self, protocol):
         # ndarray's protocol-5 path would drop the metadata; use ours

@@ -84,7 +84,7 @@ def _cpu_count() -> int:
 
 
 # -- the seam for the fast Cython parser ------------------------------------------------
-def _try_fast(path, out=None, max_bytes=None):
+def _try_fast(path, out=None, max_bytes=None, fd=None):
     """Read ``path`` with :func:`imgio._fasttiff.read_simple`, or ``None`` if it declines.
 
     The fast parser decides from the parsed tags; a file it recognises as
@@ -92,7 +92,7 @@ def _try_fast(path, out=None, max_bytes=None):
     sometimes read such a file partially, with only a log message).
     """
     from .. import _fasttiff
-    return _fasttiff.read_simple(os.fspath(path), out=out, max_bytes=max_bytes)
+    return _fasttiff.read_simple(os.fspath(path), out=out, max_bytes=max_bytes, fd=fd)
 
 
 # -- units and physical sizes -------------------------------------------------------------
@@ -406,7 +406,8 @@ class TifffilePlugin(PluginV3):
         if self._fast_eligible(index, page, mmap, fast, kwargs) and (
                 out is None or isinstance(out, np.ndarray)):
             limit = deferred[0] if deferred else self._max_bytes
-            image = _try_fast(self._request.path, out=out, max_bytes=limit)
+            image = _try_fast(self._request.path, out=out, max_bytes=limit,
+                              fd=self._request.get_file().fileno())
             if image is not None:
                 return image
         if deferred:

@@ -173,3 +173,35 @@ def test_compare_with_imageio_array():
         np.testing.assert_array_equal(o, r)
     assert pickle.loads(pickle.dumps(ref)).meta == {}  # imageio's [bug]
     assert pickle.loads(pickle.dumps(ours)).meta == {"m": 1}
+
+
+def test_deferred_meta_is_loaded_once_on_first_access():
+    from imgio.core.array import DeferredMeta
+    calls = []
+
+    def load():
+        calls.append(1)
+        return {"a": [1, 2]}
+
+    a = Array(np.zeros((3, 4)), DeferredMeta(load))
+    view = a[1:]
+    assert calls == []  # nothing read yet
+    assert view.meta == {"a": [1, 2]} and a.meta == {"a": [1, 2]}
+    assert calls == [1]  # one load shared by the array and its view
+    view.meta["a"].append(3)  # each keeps its own copy
+    assert a.meta["a"] == [1, 2]
+    import pickle
+    b = pickle.loads(pickle.dumps(Array(np.zeros(2), DeferredMeta(lambda: {"k": 1}))))
+    assert b.meta == {"k": 1}
+
+
+def test_v2_imread_meta_from_disk_is_deferred_but_correct(tmp_path):
+    import tifffile
+    import imgio.v2 as v2
+    path = tmp_path / "x.tif"
+    tifffile.imwrite(path, np.zeros((8, 9), np.uint8), description="hello")
+    im = v2.imread(path)
+    assert im.meta["ImageWidth"] == 9 and im.meta["description"] == "hello"
+    with open(path, "rb") as fh:
+        from_file = v2.imread(fh)  # file objects: read eagerly
+    assert from_file.meta["ImageWidth"] == 9
