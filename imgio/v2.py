@@ -28,7 +28,8 @@ from .core.imopen import imopen
 from .core.legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
 from .core.plugin import PluginV3
 from .core.request import RETURN_BYTES
-from .errors import MemtestError
+from .errors import ImgioError, MemtestError
+from .progress import make_progress
 
 __all__ = [
     "imread", "mimread", "volread", "mvolread",
@@ -185,16 +186,28 @@ def _read_one(uri, format, mode: str, kwargs: dict, func: str) -> Array:
 def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,
                func: str) -> list[Array]:
     limit = to_nbytes(memtest, default)
+    progress = kwargs.pop("progress", None)
     images: list[Array] = []
     nbytes = 0
     with _open(uri, "r" + mode, format) as plugin:
-        for i, image in enumerate(plugin.iter(**kwargs)):
-            image = np.asarray(image)
-            images.append(Array(image, _plugin_meta(plugin, i)))
-            nbytes += image.nbytes
-            if nbytes > limit:
-                raise _memtest_error(func, limit, plugin.request.filename)
+        with make_progress(progress, _count(plugin) if progress else None, func,
+                           unit="image") as prog:
+            for i, image in enumerate(plugin.iter(**kwargs)):
+                image = np.asarray(image)
+                images.append(Array(image, _plugin_meta(plugin, i)))
+                nbytes += image.nbytes
+                prog.advance()
+                if nbytes > limit:
+                    raise _memtest_error(func, limit, plugin.request.filename)
     return images
+
+
+def _count(plugin) -> int | None:
+    """How many ndimages ``iter`` will yield, when the plugin knows it cheaply."""
+    try:
+        return plugin.properties(index=...).n_images
+    except (ImgioError, NotImplementedError):
+        return None
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -235,6 +248,9 @@ def mimread(uri, format: Any = None, memtest: Any = MEMTEST_DEFAULT_MIM, **kwarg
         Stop with :class:`~imgio.errors.MemtestError` once more than this many
         bytes were read (checked after each image): ``"256MB"`` by default,
         ``False`` for no limit (see :func:`to_nbytes`).
+    progress : bool or callable, optional
+        ``True`` shows a progress bar on a terminal; a callable is called as
+        ``progress(done, total)`` after each image (``total`` may be ``None``).
     **kwargs
         Passed to the plugin's ``iter``.
     """

@@ -607,3 +607,20 @@ def test_png_write_and_modes(tmp_path):
         for k in range(3):
             w.append_data(np.full((8, 8, 3), 60 * k, np.uint8))
     assert len(iio.mimread(tmp_path / "b.gif")) == 3
+
+
+def test_progress_callbacks_for_long_reads(tmp_path):
+    import tifffile
+    import imgio.v2 as v2
+    path = tmp_path / "series.npz"
+    np.savez(path, *[np.full((3, 3), i) for i in range(5)])
+    calls = []
+    images = v2.mimread(path, progress=lambda done, total: calls.append((done, total)))
+    assert len(images) == 5 and calls == [(i, 5) for i in range(1, 6)]
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i in range(4):
+        tifffile.imwrite(folder / f"z{i}.tif", np.full((4, 4), i, np.uint8))
+    calls.clear()
+    vol = v2.volread(folder, progress=lambda done, total: calls.append((done, total)))
+    assert vol.shape == (4, 4, 4) and calls[-1] == (4, 4) and len(calls) == 4

@@ -108,7 +108,8 @@ class FolderPlugin(PluginV3):
 
     # -- reading ------------------------------------------------------------------------
     def read(self, *, index: Any = None, out: np.ndarray | None = None,
-             maxworkers: int | None = None, fast: bool = True, **kwargs) -> np.ndarray:
+             maxworkers: int | None = None, fast: bool = True, progress=None,
+             **kwargs) -> np.ndarray:
         """The volume (``index=None``/``...``) or slice ``index``."""
         self._check_open()
         if kwargs:
@@ -121,9 +122,16 @@ class FolderPlugin(PluginV3):
                 out = np.empty(shape, dtype)
             self._read_into(path, out, fast, what=f"slice {i}")
             return out
-        return self._read_volume(out, maxworkers, fast)
+        return self._read_volume(out, maxworkers, fast, progress)
 
-    def _read_volume(self, out, maxworkers, fast) -> np.ndarray:
+    def _read_volume(self, out, maxworkers, fast, progress=None) -> np.ndarray:
+        """Fill the volume; ``progress`` (``True`` or ``callback(done, total)``)
+        is told as slices finish."""
+        from ..progress import make_progress
+        with make_progress(progress, len(self._files), "slices", unit="slice") as prog:
+            return self._fill_volume(out, maxworkers, fast, prog)
+
+    def _fill_volume(self, out, maxworkers, fast, prog) -> np.ndarray:
         shape, dtype = self._first()
         n = len(self._files)
         full = (n,) + tuple(shape)
@@ -149,12 +157,14 @@ class FolderPlugin(PluginV3):
         if workers == 1:
             for i in range(n):
                 job(i)
+                prog.advance()
             return out
         with ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(job, i) for i in range(n)]
             try:
                 for f in futures:
                     f.result()
+                    prog.advance()
             except BaseException:
                 for f in futures:
                     f.cancel()
