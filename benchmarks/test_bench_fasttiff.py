@@ -46,7 +46,8 @@ def folder(tmp_path_factory):
     return paths, offset
 
 
-def _run(benchmark, fn, paths):
+def _run(benchmark, fn, paths, record_peak):
+    record_peak(fn)  # one un-timed call: peak memory into extra_info
     benchmark.extra_info["files"] = len(paths)
     rounds = 1 if benchmark.disabled else 5
     result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
@@ -62,7 +63,7 @@ def _raw_one(path, offset, buf):
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_raw_readinto_floor(benchmark, folder):
+def test_raw_readinto_floor(benchmark, folder, record_peak):
     paths, offset = folder
     arr = np.empty(SHAPE, DTYPE)
     view = memoryview(arr).cast("B")
@@ -70,11 +71,11 @@ def test_raw_readinto_floor(benchmark, folder):
     def run():
         for p in paths:
             _raw_one(p, offset, view)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imgio_read_simple(benchmark, folder):
+def test_imgio_read_simple(benchmark, folder, record_peak):
     paths, _ = folder
 
     def run():
@@ -83,45 +84,45 @@ def test_imgio_read_simple(benchmark, folder):
             if _fasttiff.read_simple(p) is None:
                 misses += 1
         return misses
-    misses = _run(benchmark, run, paths)
+    misses = _run(benchmark, run, paths, record_peak)
     benchmark.extra_info["misses"] = misses
     assert misses == 0
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imgio_read_simple_out(benchmark, folder):
+def test_imgio_read_simple_out(benchmark, folder, record_peak):
     paths, _ = folder
     out = np.empty(SHAPE, DTYPE)
 
     def run():
         for p in paths:
             _fasttiff.read_simple(p, out=out)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_tifffile_imread(benchmark, folder):
+def test_tifffile_imread(benchmark, folder, record_peak):
     paths, _ = folder
 
     def run():
         for p in paths:
             tifffile.imread(p)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imageio_v2_imread(benchmark, folder):
+def test_imageio_v2_imread(benchmark, folder, record_peak):
     iio2 = pytest.importorskip("imageio.v2")
     paths, _ = folder
 
     def run():
         for p in paths:
             iio2.imread(p)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imgio_v3_imread(benchmark, folder):
+def test_imgio_v3_imread(benchmark, folder, record_peak):
     from imgio import v3
     paths, _ = folder
     first = v3.imread(paths[0])
@@ -130,23 +131,23 @@ def test_imgio_v3_imread(benchmark, folder):
     def run():
         for p in paths:
             v3.imread(p)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imgio_v2_imread(benchmark, folder):
+def test_imgio_v2_imread(benchmark, folder, record_peak):
     v2 = pytest.importorskip("imgio.v2")
     paths, _ = folder
 
     def run():
         for p in paths:
             v2.imread(p)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 # -- a folder into one volume ---------------------------------------------------------
 @pytest.mark.benchmark(group=VGROUP)
-def test_volume_raw_floor_sequential(benchmark, folder):
+def test_volume_raw_floor_sequential(benchmark, folder, record_peak):
     paths, offset = folder
     vol = np.empty((len(paths),) + SHAPE, DTYPE)
     views = [memoryview(vol[i]).cast("B") for i in range(len(paths))]
@@ -154,22 +155,22 @@ def test_volume_raw_floor_sequential(benchmark, folder):
     def run():
         for p, v in zip(paths, views):
             _raw_one(p, offset, v)
-    _run(benchmark, run, paths)
+    _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=VGROUP)
-def test_volume_raw_floor_2threads(benchmark, folder):
+def test_volume_raw_floor_2threads(benchmark, folder, record_peak):
     paths, offset = folder
     vol = np.empty((len(paths),) + SHAPE, DTYPE)
     views = [memoryview(vol[i]).cast("B") for i in range(len(paths))]
     with ThreadPoolExecutor(2) as pool:
         def run():
             list(pool.map(lambda pv: _raw_one(pv[0], offset, pv[1]), zip(paths, views)))
-        _run(benchmark, run, paths)
+        _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=VGROUP)
-def test_volume_read_simple_2threads(benchmark, folder):
+def test_volume_read_simple_2threads(benchmark, folder, record_peak):
     paths, _ = folder
     vol = np.empty((len(paths),) + SHAPE, DTYPE)
     with ThreadPoolExecutor(2) as pool:
@@ -177,27 +178,27 @@ def test_volume_read_simple_2threads(benchmark, folder):
             got = list(pool.map(lambda i: _fasttiff.read_simple(paths[i], out=vol[i]),
                                 range(len(paths))))
             return sum(g is None for g in got)
-        misses = _run(benchmark, run, paths)
+        misses = _run(benchmark, run, paths, record_peak)
     assert misses == 0
     np.testing.assert_array_equal(vol[-1], tifffile.imread(paths[-1]))
 
 
 @pytest.mark.benchmark(group=VGROUP)
-def test_volume_tifffile_2threads(benchmark, folder):
+def test_volume_tifffile_2threads(benchmark, folder, record_peak):
     paths, _ = folder
     vol = np.empty((len(paths),) + SHAPE, DTYPE)
     with ThreadPoolExecutor(2) as pool:
         def run():
             list(pool.map(lambda i: tifffile.imread(paths[i], out=vol[i]),
                           range(len(paths))))
-        _run(benchmark, run, paths)
+        _run(benchmark, run, paths, record_peak)
 
 
 @pytest.mark.benchmark(group=VGROUP)
-def test_volume_read_simple_sequential(benchmark, folder):
+def test_volume_read_simple_sequential(benchmark, folder, record_peak):
     paths, _ = folder
     vol = np.empty((len(paths),) + SHAPE, DTYPE)
 
     def run():
         return sum(_fasttiff.read_simple(p, out=vol[i]) is None for i, p in enumerate(paths))
-    assert _run(benchmark, run, paths) == 0
+    assert _run(benchmark, run, paths, record_peak) == 0

@@ -72,22 +72,26 @@ def _h5py_getitem(path):
 
 
 @pytest.mark.benchmark(group="hdf5 iterate uncompressed u2")
-def test_imgio_imiter_uncompressed(benchmark, raw_file):
+def test_imgio_imiter_uncompressed(benchmark, raw_file, record_peak):
+    record_peak(_imgio_iter, raw_file)
     assert benchmark.pedantic(_imgio_iter, (raw_file,), rounds=ROUNDS) == SHAPE[0]
 
 
 @pytest.mark.benchmark(group="hdf5 iterate uncompressed u2")
-def test_h5py_read_direct_loop_uncompressed(benchmark, raw_file):
+def test_h5py_read_direct_loop_uncompressed(benchmark, raw_file, record_peak):
+    record_peak(_h5py_read_direct, raw_file)
     assert benchmark.pedantic(_h5py_read_direct, (raw_file,), rounds=ROUNDS) == SHAPE[0]
 
 
 @pytest.mark.benchmark(group="hdf5 iterate gzip4+shuffle u2")
-def test_imgio_imiter_gzip(benchmark, gzip_file):
+def test_imgio_imiter_gzip(benchmark, gzip_file, record_peak):
+    record_peak(_imgio_iter, gzip_file)
     assert benchmark.pedantic(_imgio_iter, (gzip_file,), rounds=ROUNDS) == SHAPE[0]
 
 
 @pytest.mark.benchmark(group="hdf5 iterate gzip4+shuffle u2")
-def test_h5py_getitem_loop_gzip(benchmark, gzip_file):
+def test_h5py_getitem_loop_gzip(benchmark, gzip_file, record_peak):
+    record_peak(_h5py_getitem, gzip_file)
     assert benchmark.pedantic(_h5py_getitem, (gzip_file,), rounds=ROUNDS) == SHAPE[0]
 
 

@@ -49,13 +49,14 @@ def png_files(tmp_path_factory):
     return paths
 
 
-def _run(benchmark, read, paths):
+def _run(benchmark, read, paths, record_peak):
     def read_all():
         last = None
         for p in paths:
             last = read(p)
         return last
 
+    record_peak(read_all)  # one un-timed call: peak memory into extra_info
     benchmark.extra_info["files"] = len(paths)
     last = benchmark.pedantic(read_all, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert last.shape == SHAPE and last.dtype == np.uint8
@@ -63,16 +64,16 @@ def _run(benchmark, read, paths):
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imgio_imread_many_png(benchmark, png_files):
-    _run(benchmark, iio.imread, png_files)
+def test_imgio_imread_many_png(benchmark, png_files, record_peak):
+    _run(benchmark, iio.imread, png_files, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_pillow_asarray_many_png(benchmark, png_files):
-    _run(benchmark, lambda p: np.asarray(Image.open(p)), png_files)
+def test_pillow_asarray_many_png(benchmark, png_files, record_peak):
+    _run(benchmark, lambda p: np.asarray(Image.open(p)), png_files, record_peak)
 
 
 @pytest.mark.benchmark(group=GROUP)
-def test_imageio_imread_many_png(benchmark, png_files):
+def test_imageio_imread_many_png(benchmark, png_files, record_peak):
     imageio_v3 = pytest.importorskip("imageio.v3")
-    _run(benchmark, imageio_v3.imread, png_files)
+    _run(benchmark, imageio_v3.imread, png_files, record_peak)

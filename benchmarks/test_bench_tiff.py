@@ -87,43 +87,48 @@ def zlib_stack(tmp_path_factory):
 
 # -- single uncompressed multi-page file -------------------------------------------------
 @pytest.mark.benchmark(group="single file u2, fresh array")
-def test_single_imgio_volread(benchmark, single):
+def test_single_imgio_volread(benchmark, single, record_peak):
     path, vol, _ = single
     volread = _volread()
+    record_peak(volread, path)
     got = benchmark(volread, path)
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="single file u2, fresh array")
-def test_single_imgio_v3_imread(benchmark, single):
+def test_single_imgio_v3_imread(benchmark, single, record_peak):
     path, vol, _ = single
+    record_peak(iio.imread, path)
     got = benchmark(iio.imread, path)
     np.testing.assert_array_equal(got[-1], vol[-1])
 
 
 @pytest.mark.benchmark(group="single file u2, fresh array")
-def test_single_tifffile_imread(benchmark, single):
+def test_single_tifffile_imread(benchmark, single, record_peak):
     path, vol, _ = single
+    record_peak(tifffile.imread, path)
     got = benchmark(tifffile.imread, path)
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="single file u2, fresh array")
-def test_single_imageio_volread(benchmark, single):
+def test_single_imageio_volread(benchmark, single, record_peak):
     path, vol, _ = single
+    record_peak(imageio_v2.volread, path)
     got = benchmark(imageio_v2.volread, path)
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="single file u2, fresh array")
-def test_single_numpy_fromfile(benchmark, single):
+def test_single_numpy_fromfile(benchmark, single, record_peak):
     path, vol, offset = single
+    record_peak(np.fromfile, path, dtype=np.uint16, count=vol.size, offset=offset)
     got = benchmark(np.fromfile, path, dtype=np.uint16, count=vol.size, offset=offset)
     assert got.size == vol.size
 
 
 @pytest.mark.benchmark(group="single file u2, into out=")
-def test_single_imgio_out(benchmark, single):
+def test_single_imgio_out(benchmark, single, record_peak):
     path, vol, _ = single
     out = np.empty_like(vol)
 
@@ -131,12 +136,13 @@ def test_single_imgio_out(benchmark, single):
         with iio.imopen(path, "r") as f:
             return f.read(out=out)
 
+    record_peak(read)
     benchmark(read)
     np.testing.assert_array_equal(out[-1], vol[-1])
 
 
 @pytest.mark.benchmark(group="single file u2, into out=")
-def test_single_readinto_floor(benchmark, single):
+def test_single_readinto_floor(benchmark, single, record_peak):
     path, vol, offset = single
     out = np.empty_like(vol)
 
@@ -145,6 +151,7 @@ def test_single_readinto_floor(benchmark, single):
             fh.seek(offset)
             fh.readinto(memoryview(out).cast("B"))
 
+    record_peak(read)
     benchmark(read)
     np.testing.assert_array_equal(out[-1], vol[-1])
 
@@ -164,28 +171,31 @@ def test_single_peak_memory(single):
 
 # -- folder of single-slice files ---------------------------------------------------------
 @pytest.mark.benchmark(group="folder of slices u2")
-def test_folder_imgio(benchmark, folder):
+def test_folder_imgio(benchmark, folder, record_peak):
     directory, _, vol = folder
+    record_peak(iio.imread, directory)
     got = benchmark(iio.imread, directory)
     np.testing.assert_array_equal(got[-1], vol[-1])
 
 
 @pytest.mark.benchmark(group="folder of slices u2")
-def test_folder_imgio_volread(benchmark, folder):
+def test_folder_imgio_volread(benchmark, folder, record_peak):
     directory, _, vol = folder
+    record_peak(_volread(), directory)
     got = benchmark(_volread(), directory)
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="folder of slices u2")
-def test_folder_imageio_loop_stack(benchmark, folder):
+def test_folder_imageio_loop_stack(benchmark, folder, record_peak):
     _, files, vol = folder
+    record_peak(lambda: np.stack([imageio_v2.imread(f) for f in files]))
     got = benchmark(lambda: np.stack([imageio_v2.imread(f) for f in files]))
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="folder of slices u2")
-def test_folder_readinto_floor(benchmark, folder):
+def test_folder_readinto_floor(benchmark, folder, record_peak):
     _, files, vol = folder
     offsets = [_offset(f) for f in files]
 
@@ -197,6 +207,7 @@ def test_folder_readinto_floor(benchmark, folder):
                 fh.readinto(memoryview(plane).cast("B"))
         return out
 
+    record_peak(read)
     got = benchmark(read)
     np.testing.assert_array_equal(got[-1], vol[-1])
 
@@ -215,21 +226,24 @@ def test_folder_peak_memory(folder):
 
 # -- zlib-compressed stack -----------------------------------------------------------------
 @pytest.mark.benchmark(group="zlib stack u2")
-def test_zlib_imgio(benchmark, zlib_stack):
+def test_zlib_imgio(benchmark, zlib_stack, record_peak):
     path, vol = zlib_stack
+    record_peak(_volread(), path)
     got = benchmark(_volread(), path)
     np.testing.assert_array_equal(got[-1], vol[-1])
 
 
 @pytest.mark.benchmark(group="zlib stack u2")
-def test_zlib_imageio_volread(benchmark, zlib_stack):
+def test_zlib_imageio_volread(benchmark, zlib_stack, record_peak):
     path, vol = zlib_stack
+    record_peak(imageio_v2.volread, path)
     got = benchmark(imageio_v2.volread, path)
     assert got.shape == vol.shape
 
 
 @pytest.mark.benchmark(group="zlib stack u2")
-def test_zlib_tifffile(benchmark, zlib_stack):
+def test_zlib_tifffile(benchmark, zlib_stack, record_peak):
     path, vol = zlib_stack
+    record_peak(tifffile.imread, path)
     got = benchmark(tifffile.imread, path)
     assert got.shape == vol.shape

@@ -1,0 +1,276 @@
+"""Writing TIFF, streaming appends, ImageJ hyperstack reads and import time (issue 10).
+
+Every workload runs imgio and its peers on the same generated data in the same
+process, records the peak memory of one extra (un-timed) call with
+``record_peak``, and checks what was written or read (round trip) so that a
+benchmark cannot silently time a broken path.
+
+* "write volume u2 uncompressed" / "write volume u2 zlib": ``imgio.v3.imwrite``
+  against ``tifffile.imwrite`` and ``imageio.v2.volwrite`` (each with its
+  defaults, the same ``compression=``); the file is removed before every round
+  (un-timed) so each round creates a new file;
+* "append ... frames": a v2 writer's ``append_data`` (imgio streams the frames
+  into one series) against imageio's ``get_writer`` and tifffile's
+  ``TiffWriter.write(frame, contiguous=True)``;
+* "imagej hyperstack read": a TZCYX uint16 file written by tifffile with
+  ``imagej=True``, read by ``imgio.v3.imread``, ``tifffile.imread`` and
+  ``imageio.v3.imread``;
+* "import time": ``python -c "import imgio, imgio.v3"`` in a fresh interpreter
+  against ``import imageio.v3``, ``import numpy`` and a bare interpreter
+  (the floor).  Peak memory there is the child's tracemalloc peak during the
+  import, from one extra run.
+
+Default sizes run in seconds; ``IMGIO_BENCH_FULL=1`` uses the issue's sizes
+(a 256 x 1024 x 1024 uint16 volume, 512 MiB).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+import imgio.v2
+import imgio.v3
+
+from .conftest import FULL
+
+imageio_v2 = pytest.importorskip("imageio.v2")
+imageio_v3 = pytest.importorskip("imageio.v3")
+
+VOLUME = (256, 1024, 1024) if FULL else (64, 512, 512)
+N_APPEND = 256 if FULL else 64
+FRAME = (512, 512)
+HYPERSTACK = (16, 32, 2, 512, 512) if FULL else (8, 16, 2, 256, 256)  # TZCYX
+WRITE_ROUNDS = 3 if FULL else 5
+IMPORT_ROUNDS = 5
+
+VGROUP = "write volume u2 {}"
+AGROUP = f"append {N_APPEND} frames {FRAME[0]}x{FRAME[1]} u2"
+HGROUP = "imagej hyperstack read {}x{}x{}x{}x{} u2".format(*HYPERSTACK)
+IGROUP = "import time"
+
+ZLIB = 8  # TIFF compression tag of zlib / deflate
+
+
+def _frames(shape, seed=0) -> np.ndarray:
+    """Microscopy-like uint16 planes (smooth background + noise), generated cheaply."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    base = (1000 + 300 * np.sin(yy / 50.0) * np.cos(xx / 70.0)).astype(np.uint16)
+    base += rng.integers(0, 64, shape[-2:], dtype=np.uint16)
+    out = np.empty(shape, np.uint16)
+    planes = out.reshape(-1, *shape[-2:])
+    for i, plane in enumerate(planes):
+        np.add(base, i % 251, out=plane)
+    return out
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return _frames(VOLUME)
+
+
+def _compression(path) -> int:
+    with tifffile.TiffFile(path) as tif:
+        return int(tif.pages[0].compression)
+
+
+# -- volume write ------------------------------------------------------------------------
+WRITERS = {
+    "imgio": lambda path, vol, kw: imgio.v3.imwrite(path, vol, **kw),
+    "tifffile": lambda path, vol, kw: tifffile.imwrite(path, vol, photometric="minisblack", **kw),
+    "imageio": lambda path, vol, kw: imageio_v2.volwrite(path, vol, **kw),
+}
+
+
+def _write_volume(benchmark, record_peak, tmp_path, vol, impl, compression):
+    path = str(tmp_path / "volume.tif")
+    kw = {"compression": "zlib"} if compression else {}
+    write = WRITERS[impl]
+
+    def remove():
+        if os.path.exists(path):
+            os.remove(path)
+
+    record_peak(write, path, vol, kw)
+    benchmark.extra_info["nbytes"] = int(vol.nbytes)
+    benchmark.pedantic(write, (path, vol, kw), setup=remove, rounds=WRITE_ROUNDS)
+    assert _compression(path) == (ZLIB if compression else 1)
+    got = tifffile.imread(path)
+    assert got.shape == vol.shape and got.dtype == vol.dtype
+    np.testing.assert_array_equal(got, vol)
+    benchmark.extra_info["file_bytes"] = os.path.getsize(path)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("uncompressed"))
+def test_imgio_write_volume_uncompressed(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "imgio", False)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("uncompressed"))
+def test_tifffile_write_volume_uncompressed(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "tifffile", False)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("uncompressed"))
+def test_imageio_volwrite_uncompressed(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "imageio", False)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("zlib"))
+def test_imgio_write_volume_zlib(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "imgio", True)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("zlib"))
+def test_tifffile_write_volume_zlib(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "tifffile", True)
+
+
+@pytest.mark.benchmark(group=VGROUP.format("zlib"))
+def test_imageio_volwrite_zlib(benchmark, record_peak, tmp_path, volume):
+    _write_volume(benchmark, record_peak, tmp_path, volume, "imageio", True)
+
+
+# -- streaming append --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def frames():
+    return _frames((N_APPEND,) + FRAME, seed=1)
+
+
+def _append_imgio(path, frames):
+    with imgio.v2.get_writer(path) as w:
+        for frame in frames:
+            w.append_data(frame)
+
+
+def _append_imageio(path, frames):
+    with imageio_v2.get_writer(path) as w:
+        for frame in frames:
+            w.append_data(frame)
+
+
+def _append_tifffile(path, frames):
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for frame in frames:
+            tif.write(frame, contiguous=True, photometric="minisblack")
+
+
+def _append(benchmark, record_peak, tmp_path, frames, fn):
+    path = str(tmp_path / "stream.tif")
+
+    def remove():
+        if os.path.exists(path):
+            os.remove(path)
+
+    record_peak(fn, path, frames)
+    benchmark.extra_info["nbytes"] = int(frames.nbytes)
+    benchmark.pedantic(fn, (path, frames), setup=remove, rounds=WRITE_ROUNDS)
+    return path
+
+
+@pytest.mark.benchmark(group=AGROUP)
+def test_imgio_append_data(benchmark, record_peak, tmp_path, frames):
+    path = _append(benchmark, record_peak, tmp_path, frames, _append_imgio)
+    with tifffile.TiffFile(path) as tif:  # streamed into one series
+        assert len(tif.series) == 1 and tif.series[0].shape == frames.shape
+    np.testing.assert_array_equal(tifffile.imread(path), frames)
+    np.testing.assert_array_equal(imgio.v3.imread(path), frames)
+
+
+@pytest.mark.benchmark(group=AGROUP)
+def test_imageio_append_data(benchmark, record_peak, tmp_path, frames):
+    path = _append(benchmark, record_peak, tmp_path, frames, _append_imageio)
+    # imageio writes one series per frame: compare all pages
+    np.testing.assert_array_equal(tifffile.imread(path, key=slice(None)), frames)
+
+
+@pytest.mark.benchmark(group=AGROUP)
+def test_tifffile_write_contiguous_append(benchmark, record_peak, tmp_path, frames):
+    path = _append(benchmark, record_peak, tmp_path, frames, _append_tifffile)
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.series) == 1 and tif.series[0].shape == frames.shape
+    np.testing.assert_array_equal(tifffile.imread(path), frames)
+
+
+# -- ImageJ hyperstack read --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hyperstack(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("imagej") / "hyperstack.tif")
+    data = _frames(HYPERSTACK, seed=2)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TZCYX"})
+    with open(path, "rb") as fh:  # warm the page cache
+        while fh.read(1 << 24):
+            pass
+    return path, data
+
+
+def _read_hyperstack(benchmark, record_peak, hyperstack, read):
+    path, data = hyperstack
+    record_peak(read, path)
+    got = benchmark(read, path)
+    assert got.shape == data.shape == HYPERSTACK and got.dtype == data.dtype
+    np.testing.assert_array_equal(got, data)
+
+
+@pytest.mark.benchmark(group=HGROUP)
+def test_imgio_imread_hyperstack(benchmark, record_peak, hyperstack):
+    _read_hyperstack(benchmark, record_peak, hyperstack, imgio.v3.imread)
+
+
+@pytest.mark.benchmark(group=HGROUP)
+def test_tifffile_imread_hyperstack(benchmark, record_peak, hyperstack):
+    _read_hyperstack(benchmark, record_peak, hyperstack, tifffile.imread)
+
+
+@pytest.mark.benchmark(group=HGROUP)
+def test_imageio_imread_hyperstack(benchmark, record_peak, hyperstack):
+    _read_hyperstack(benchmark, record_peak, hyperstack, imageio_v3.imread)
+
+
+# -- import time -------------------------------------------------------------------------
+_PEAK = "import tracemalloc; tracemalloc.start(); {}; print(tracemalloc.get_traced_memory()[1])"
+
+
+def _import_time(benchmark, statement, check=None):
+    env = dict(os.environ)
+    env.pop("PYTHONSTARTUP", None)
+
+    def run():
+        proc = subprocess.run([sys.executable, "-c", statement], env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    # un-timed: the child's tracemalloc peak while importing
+    peak = subprocess.run([sys.executable, "-c", _PEAK.format(statement)], env=env,
+                          capture_output=True, text=True)
+    assert peak.returncode == 0, peak.stderr
+    benchmark.extra_info["peak_bytes"] = int(peak.stdout.split()[-1])
+    stdout = benchmark.pedantic(run, rounds=IMPORT_ROUNDS, warmup_rounds=1)
+    if check is not None:
+        assert check in stdout
+
+
+@pytest.mark.benchmark(group=IGROUP)
+def test_imgio_import_time(benchmark):
+    _import_time(benchmark, "import imgio, imgio.v3; print(imgio.v3.imread.__name__)", "imread")
+
+
+@pytest.mark.benchmark(group=IGROUP)
+def test_imageio_import_time(benchmark):
+    _import_time(benchmark, "import imageio.v3; print(imageio.v3.imread.__name__)", "imread")
+
+
+@pytest.mark.benchmark(group=IGROUP)
+def test_numpy_import_time(benchmark):
+    _import_time(benchmark, "import numpy; print(numpy.__name__)", "numpy")
+
+
+@pytest.mark.benchmark(group=IGROUP)
+def test_floor_import_nothing(benchmark):
+    _import_time(benchmark, "print('pass')", "pass")
