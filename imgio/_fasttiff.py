@@ -20,7 +20,6 @@ undo and tile assembly are nogil kernels.
 """
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import sys
@@ -65,6 +64,9 @@ _CORRUPT_MESSAGES = {
 _DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (1, 64): "u8",
            (2, 8): "i1", (2, 16): "i2", (2, 32): "i4", (2, 64): "i8",
            (3, 16): "f2", (3, 32): "f4", (3, 64): "f8"}
+
+
+_NP_DTYPES = {key: np.dtype(code) for key, code in _DTYPES.items()}
 
 
 def _corrupt(name: str, what: str) -> CorruptFileError:
@@ -213,7 +215,7 @@ def _decline(info: dict) -> str | None:
 
 def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
     h, w, spp = int(info["length"]), int(info["width"]), int(info["samplesperpixel"])
-    dtype = np.dtype(_DTYPES[(info["sampleformat"], info["bitspersample"])])
+    dtype = _NP_DTYPES[(info["sampleformat"], info["bitspersample"])]
     return ((h, w) if spp == 1 else (h, w, spp)), dtype
 
 
@@ -260,29 +262,38 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     name = os.fspath(path)
     if not isinstance(name, str):
         return None
-    with (contextlib.nullcontext(fd) if fd is not None
-          else open(name, "rb", buffering=0)) as f:
-        fd = f if isinstance(f, int) else f.fileno()
-        size = os.fstat(fd).st_size
-        info = _parse_fd(fd, size, 2, name)
-        if info is None or _decline(info) is not None:
-            return None
-        shape, dtype = _layout(info)
-        geometry = _geometry(info, size, name)
-        if out is not None:
-            if out.shape != shape:
-                raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
-            if out.dtype != dtype:
-                raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
-            if not out.flags.writeable:
-                raise ValueError("out is read-only")
-        else:
-            check_nbytes(shape, dtype, name, max_bytes)
-        target = out if out is not None and out.flags.c_contiguous else np.empty(shape, dtype)
-        _read_pixels(fd, info, geometry, target, name)
+    if fd is not None:  # the caller's descriptor: neither moved nor closed
+        target = _read_fd(fd, name, out, max_bytes)
+    else:
+        with open(name, "rb", buffering=0) as f:
+            target = _read_fd(f.fileno(), name, out, max_bytes)
+    if target is None:
+        return None
     if out is not None and target is not out:
         np.copyto(out, target)
         return out
+    return target
+
+
+def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any) -> np.ndarray | None:
+    """:func:`read_simple` on an open descriptor: the pixels, or ``None`` if declined."""
+    size = os.fstat(fd).st_size
+    info = _parse_fd(fd, size, 2, name)
+    if info is None or _decline(info) is not None:
+        return None
+    shape, dtype = _layout(info)
+    geometry = _geometry(info, size, name)
+    if out is not None:
+        if out.shape != shape:
+            raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
+        if out.dtype != dtype:
+            raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+    else:
+        check_nbytes(shape, dtype, name, max_bytes)
+    target = out if out is not None and out.flags.c_contiguous else np.empty(shape, dtype)
+    _read_pixels(fd, info, geometry, target, name)
     return target
 
 
@@ -354,7 +365,10 @@ def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str) -> No
     predictor = info["predictor"]
 
     if not tiled:
-        if not compressed:
+        if not compressed and nseg == 1:
+            # one strip (checked by _geometry to hold ``total`` bytes): one read
+            _pread_into(fd, flat[:total], off_list[0], name)
+        elif not compressed:
             runs = np.empty((nseg, 3), dtype=np.int64)
             nr = _tp.plan_runs(offsets, counts, segbytes, total, runs)
             for fo, oo, ln in runs[:nr].tolist():

@@ -61,6 +61,9 @@ _SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "setup", "mo
 
 def _guard_size(plugin, index, kwargs, limit) -> None:
     """Refuse, before any allocation, a read larger than the size limit."""
+    if not kwargs or (len(kwargs) == 1 and "index" in kwargs):  # the common call
+        plugin.check_read_size(index=index, limit=limit)
+        return
     selection = {k: kwargs[k] for k in _SELECTION_KEYWORDS if k in kwargs}
     plugin.check_read_size(index=index, limit=limit, **selection)
 

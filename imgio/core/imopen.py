@@ -23,10 +23,26 @@ def _candidates_for_read(request: Request) -> list[registry.PluginSpec]:
         return [s for s in registry.PLUGINS if s.folders]
     head = request.firstbytes
     by_sig = [s for s in registry.PLUGINS if s.sniff is not None and s.sniff(head)]
-    ext = request.extension
-    # a signature match decides; among several, the extension breaks the tie
-    by_sig.sort(key=lambda s: ext not in s.extensions)
+    if len(by_sig) > 1:
+        ext = request.extension
+        # a signature match decides; among several, the extension breaks the tie
+        by_sig.sort(key=lambda s: ext not in s.extensions)
     return by_sig
+
+
+#: plugin classes already loaded, by ``id(spec)`` (the entry keeps its spec alive,
+#: so the id is not reused): saves hashing the spec's fields on every open
+_CLASSES: dict[int, tuple[registry.PluginSpec, type]] = {}
+
+
+def _load(spec: registry.PluginSpec) -> type:
+    found = _CLASSES.get(id(spec))
+    if found is not None and found[0] is spec:
+        return found[1]
+    cls = spec.load()
+    if len(_CLASSES) < 256:
+        _CLASSES[id(spec)] = (spec, cls)
+    return cls
 
 
 def _candidates_for_write(request: Request) -> list[registry.PluginSpec]:
@@ -131,7 +147,7 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
     missing: list[str] = []
     for spec in specs:
         try:
-            cls = spec.load()
+            cls = _load(spec)
         except BackendMissingError as exc:
             missing.append(f"{spec.name}: {exc}")
             continue

@@ -43,6 +43,9 @@ def max_bytes(override=None) -> float:
         return float(override) if override else math.inf
     if MAX_BYTES is not None:
         return float(MAX_BYTES) if MAX_BYTES else math.inf
+    data = getattr(os.environ, "_data", None)
+    if _ENV_KEY is not None and type(data) is dict and _ENV_KEY not in data:
+        return _ram_limit()  # the variable is unset: skip os.environ.get's KeyError
     env = os.environ.get("IMGIO_MAX_BYTES")
     if env:
         try:
@@ -50,8 +53,18 @@ def max_bytes(override=None) -> float:
         except ValueError:
             raise ValueError(f"IMGIO_MAX_BYTES must be a number of bytes, not {env!r}") from None
         return value if value > 0 else math.inf
+    return _ram_limit()
+
+
+def _ram_limit() -> float:
     ram = _physical_memory()
     return float(ram) if ram else math.inf
+
+
+try:  # how os.environ stores the variable's name (CPython: bytes on POSIX)
+    _ENV_KEY = os.environ.encodekey("IMGIO_MAX_BYTES")
+except Exception:  # pragma: no cover - other interpreters
+    _ENV_KEY = None
 
 
 def check_nbytes(shape, dtype, filename: str, limit=None) -> None:
@@ -59,7 +72,8 @@ def check_nbytes(shape, dtype, filename: str, limit=None) -> None:
     cap = max_bytes(limit)
     if cap == math.inf:
         return
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * itemsize
     if nbytes > cap:
         raise ImageTooLargeError(
             f"{filename} declares an image of shape {tuple(shape)} and dtype "

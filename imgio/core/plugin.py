@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import _thread
 import threading
 from typing import Any, Iterator
 
@@ -63,6 +64,9 @@ class ImageProperties:
         self.shape = tuple(int(s) for s in self.shape)
         self.dtype = np.dtype(self.dtype)
 
+
+#: the C re-entrant lock that ``threading.RLock()`` returns, without its wrapper call
+_RLock = getattr(_thread, "RLock", None) or threading.RLock
 
 #: plugin methods that run under the plugin's lock (see :class:`PluginV3`)
 _LOCKED_METHODS = ("read", "write", "append", "properties", "metadata")
@@ -123,7 +127,7 @@ class PluginV3:
     def __init__(self, request: Request) -> None:
         self._request = request
         self._closed = False
-        self._lock = threading.RLock()
+        self._lock = _RLock()
 
     # -- contract ----------------------------------------------------------------
     @property

@@ -34,6 +34,13 @@ IMAGE_MODES = "iIvV?"
 FIRST_BYTES = 1032
 
 
+#: every valid io_mode string, parsed (``Request._parse_mode``'s answers)
+_PARSED_MODES = {io + im: (io, im or "?") for io in IO_MODES for im in ("",) + tuple(IMAGE_MODES)}
+
+#: POSIX paths: the extension can be found without ``os.path.splitext``
+_POSIX = os.sep == "/" and os.altsep is None
+
+
 def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
@@ -80,7 +87,8 @@ class Request:
         self._head: bytes | None = None
         self.path: str | None = None
         self.kind = self._parse_uri(uri)
-        for name, value in (("extension", extension), ("format_hint", format_hint)):
+        for name, value in (() if extension is None and format_hint is None else
+                            (("extension", extension), ("format_hint", format_hint))):
             if value is not None and not (isinstance(value, str) and value.startswith(".")):
                 raise ValueError(
                     f"`{name}` should be a file extension starting with a `.`, but is `{value}`."
@@ -91,6 +99,9 @@ class Request:
     # -- parsing ---------------------------------------------------------------
     @staticmethod
     def _parse_mode(io_mode: str) -> tuple[str, str]:
+        parsed = _PARSED_MODES.get(io_mode) if type(io_mode) is str else None
+        if parsed is not None:
+            return parsed
         if not isinstance(io_mode, str) or not 1 <= len(io_mode) <= 2 \
                 or io_mode[0] not in IO_MODES \
                 or (len(io_mode) == 2 and io_mode[1] not in IMAGE_MODES):
@@ -115,7 +126,13 @@ class Request:
                     f"Cannot open {uri!r}: imgio reads local files, bytes and file objects "
                     "only; download the file first."
                 )
-            path = os.path.abspath(os.path.expanduser(uri))
+            if uri[:1] == "~":
+                uri_path = os.path.expanduser(uri)
+            else:
+                uri_path = uri
+            # abspath, without its getcwd() call for paths that are already absolute
+            path = (os.path.normpath(uri_path) if uri_path[:1] == "/" and os.sep == "/"
+                    else os.path.abspath(uri_path))
             self.path = self.filename = path
             if reading:
                 try:
@@ -174,6 +191,14 @@ class Request:
                 return None
         if self.kind in ("bytes", "return_bytes", "dir"):
             return None
+        if _POSIX and type(name) is str:
+            # os.path.splitext: the last dot after the last separator, unless the
+            # name before it is only dots (".bashrc" has no extension)
+            dot = name.rfind(".")
+            sep = name.rfind("/")
+            if dot > sep + 1 and name[sep + 1:dot].strip("."):
+                return name[dot:].lower() or None
+            return None
         suffix = os.path.splitext(name)[1].lower()
         return suffix or None
 
@@ -198,7 +223,15 @@ class Request:
             return self._file
         if self.kind == "path":
             if self.io_mode == "r":
-                self._file = open(self.path, "rb")
+                # what open(path, "rb") builds, without its isatty() system call
+                raw = io.FileIO(self.path, "rb")
+                try:
+                    blksize = getattr(raw, "_blksize", 0)
+                    self._file = io.BufferedReader(
+                        raw, blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE)
+                except BaseException:
+                    raw.close()
+                    raise
             else:
                 # readable too: some writers finish a file by rewriting its header
                 self._file = open(self.get_local_filename(), "w+b")
@@ -265,6 +298,17 @@ class Request:
         if self.kind == "bytes":
             self._head = self._bytes[:FIRST_BYTES]
             return self._head
+        if self.kind == "path" and self._file is None:
+            # our own file, just opened at offset 0: a positioned read leaves the
+            # handle (and its buffer) untouched, so no tell/seek is needed
+            fh = self.get_file()
+            try:
+                data = os.pread(fh.fileno(), FIRST_BYTES, 0)
+            except (OSError, AttributeError, ValueError):
+                data = None
+            if data is not None:
+                self._head = data
+                return data
         fh = self.get_file()
         try:
             pos = fh.tell()

@@ -38,9 +38,10 @@ import zlib
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import ExifTags, Image, ImageMode, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageMode, UnidentifiedImageError
 
 from .. import _kernels
+from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _pillow
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
@@ -106,6 +107,43 @@ def _mode_shape(mode: str, size: tuple[int, int]) -> tuple[tuple[int, ...], np.d
     w, h = size
     shape = (h, w) if len(info.bands) == 1 else (h, w, len(info.bands))
     return shape, np.dtype(info.typestr)
+
+
+def _export_writeable(im: Image.Image) -> np.ndarray | None:
+    """``np.asarray(im).copy()`` without its two intermediate copies, or ``None``.
+
+    ``np.asarray`` goes through ``Image.tobytes``, which packs the pixels in
+    blocks and joins them into one read-only ``bytes``; a writeable result then
+    needs a third copy.  Here the same raw encoder packs each block straight
+    into a numpy-owned array.  ``None`` (use the plain path) if anything is
+    unusual.
+    """
+    w, h = im.size
+    if not w or not h:
+        return None
+    try:
+        shape, dtype = _mode_shape(im.mode, im.size)
+        arr = np.empty(shape, dtype)
+        flat = memoryview(arr).cast("B")
+        total = len(flat)
+        encoder = Image._getencoder(im.mode, "raw", im.mode)
+        encoder.setimage(im.im, (0, 0, w, h))
+        bufsize = max(ImageFile.MAXBLOCK, w * 4)  # as Image.tobytes
+        pos = 0
+        while True:
+            _, errcode, data = encoder.encode(bufsize)
+            end = pos + len(data)
+            if end > total:
+                return None
+            flat[pos:end] = data
+            pos = end
+            if errcode:
+                break
+    except Exception:  # noqa: BLE001 - the plain path reports any real problem
+        return None
+    if errcode < 0 or pos != total:
+        return None
+    return arr
 
 
 def _plain(value: Any) -> Any:
@@ -175,10 +213,14 @@ class PillowPlugin(PluginV3):
         # the request's own handle: no second open of the file by Pillow, and the
         # signature comes from it rather than from another ``request.firstbytes`` open
         source: Any = request.get_file()
+        cached = request._head if request.kind in ("path", "bytes") else None
         try:
             start = source.tell()
-            head = source.read(32)
-            source.seek(start)
+            if start == 0 and cached is not None:
+                head = cached[:32]  # the request's sniffed bytes: no read and rewind
+            else:
+                head = source.read(32)
+                source.seek(start)
         except (OSError, AttributeError, ValueError) as exc:
             raise CorruptFileError(f"Cannot read {request.filename}: the file object must "
                                    f"be readable and seekable: {exc}") from exc
@@ -345,6 +387,10 @@ class PillowPlugin(PluginV3):
         if im.mode == "1":  # one bit per pixel: unpack to proper 0/1 booleans
             w, h = im.size
             return np.frombuffer(im.tobytes("raw", "L"), np.uint8).reshape(h, w) != 0
+        if writeable:
+            arr = _export_writeable(im)
+            if arr is not None:
+                return arr
         arr = np.asarray(im)
         if writeable and not arr.flags.writeable:
             arr = arr.copy()
@@ -379,6 +425,17 @@ class PillowPlugin(PluginV3):
             warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
         for k in range(self.n_frames):
             yield self._to_array(self._frame(k, target, extra, rotate), writeable)
+
+    def check_read_size(self, *, index: Any = None, limit=None, **selection) -> None:
+        """The size guard from the headers, without building :class:`ImageProperties`."""
+        with self._lock:
+            self._check_open()
+            target, extra, rotate, _ = self._read_options(selection)
+            i = self._frame_index(index)
+            shape, dtype = self._frame_shape(target, extra, rotate)
+            if i is None:
+                shape = (self.n_frames,) + shape
+        check_nbytes(shape, dtype, self._request.filename, limit)
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape and dtype from the headers; equal to ``read``'s for the same keywords."""
