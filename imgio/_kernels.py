@@ -258,6 +258,11 @@ def copy_frame(dst: np.ndarray, src: Any) -> None:
         raise DTypeError(f"frame has dtype {src.dtype}, expected {dst.dtype}")
     if not dst.flags.writeable:
         raise ValueError("the output array is read-only")
+    _copy_checked(dst, src)
+
+
+def _copy_checked(dst: np.ndarray, src: np.ndarray) -> None:
+    """The copy of :func:`copy_frame`, for callers that already checked the pair."""
     if src.size == 0:
         return
     if src.flags.c_contiguous and dst.flags.c_contiguous:
@@ -357,7 +362,7 @@ def stack_frames(frames: Iterable[Any], out: np.ndarray | None = None, *,
         if frame.dtype != first.dtype:
             raise DTypeError(f"frame {count} has dtype {frame.dtype}, but frame 0 has "
                              f"{first.dtype}; all frames must have the same dtype")
-        copy_frame(out[count], frame)
+        _copy_checked(out[count], frame)  # shape, dtype and writeability checked above
         count += 1
         if progress is not None:
             progress(count, total)

@@ -101,10 +101,9 @@ class FolderPlugin(PluginV3):
         return props.shape, props.dtype
 
     def _is_volume(self, index: Any) -> bool:
-        if index is None or index is Ellipsis:
-            return True
-        return (isinstance(index, (int, np.integer)) and index == 0
-                and self._request.image_mode in "vV")
+        """Whether ``index`` means the whole stack (``None``, ``...``, or v2's volread 0)."""
+        index = self._volume_index(index)
+        return index is None or index is Ellipsis
 
     # -- reading ------------------------------------------------------------------------
     def read(self, *, index: Any = None, out: np.ndarray | None = None,
