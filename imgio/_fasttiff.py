@@ -74,10 +74,21 @@ def _corrupt(name: str, what: str) -> CorruptFileError:
 
 
 # -- parsing -------------------------------------------------------------------------
-def _parse_fd(fd: int, size: int, max_pages: int, name: str) -> dict | None:
-    """Parse via the kernel from an open file: head read first, mmap if needed."""
-    head = os.pread(fd, min(size, _HEAD), 0)
-    info = _tp.parse_buffer(head, size, max_pages)
+def _parse_fd(fd: int, size: int, max_pages: int, name: str,
+              head: bytes | None = None) -> dict | None:
+    """Parse via the kernel from an open file: the head first, then mmap if needed.
+
+    ``head``, the file's first bytes when the caller already read them, is
+    tried before reading ``_HEAD`` bytes.
+    """
+    info = None
+    if head is not None:
+        info = _tp.parse_buffer(head, size, max_pages)
+        if info["status"] == _NEED_MORE and len(head) < min(size, _HEAD):
+            info = None
+    if info is None:
+        head = os.pread(fd, min(size, _HEAD), 0)
+        info = _tp.parse_buffer(head, size, max_pages)
     if info["status"] == _NEED_MORE:
         with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
             info = _tp.parse_buffer(mm, size, max_pages)
@@ -221,7 +232,8 @@ def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
 
 # -- reading -------------------------------------------------------------------------
 def read_simple(path: Any, out: np.ndarray | None = None, *,
-                max_bytes: Any = None, fd: int | None = None) -> np.ndarray | None:
+                max_bytes: Any = None, fd: int | None = None,
+                head: bytes | None = None, size: int | None = None) -> np.ndarray | None:
     """The pixels of a simple single-page TIFF file, or ``None`` if not served.
 
     Parameters
@@ -239,6 +251,10 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     fd : int, optional
         An open descriptor of ``path`` to read from (positioned reads only; it
         is neither moved nor closed), saving a second ``open``.
+    head, size : bytes and int, optional
+        With ``fd``: the file's first bytes and its size, when the caller has
+        them already (saves a read and an ``fstat``).  A head too short for
+        the first IFD is only a first try.
 
     Returns
     -------
@@ -263,7 +279,7 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     if not isinstance(name, str):
         return None
     if fd is not None:  # the caller's descriptor: neither moved nor closed
-        target = _read_fd(fd, name, out, max_bytes)
+        target = _read_fd(fd, name, out, max_bytes, head, size)
     else:
         with open(name, "rb", buffering=0) as f:
             target = _read_fd(f.fileno(), name, out, max_bytes)
@@ -275,10 +291,13 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     return target
 
 
-def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any) -> np.ndarray | None:
+def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
+             head: bytes | None = None, size: int | None = None) -> np.ndarray | None:
     """:func:`read_simple` on an open descriptor: the pixels, or ``None`` if declined."""
-    size = os.fstat(fd).st_size
-    info = _parse_fd(fd, size, 2, name)
+    if size is None:
+        size = os.fstat(fd).st_size
+        head = None  # only trusted together with the size it came with
+    info = _parse_fd(fd, size, 2, name, head)
     if info is None or _decline(info) is not None:
         return None
     shape, dtype = _layout(info)

@@ -32,6 +32,7 @@ IMAGE_MODES = "iIvV?"
 
 #: how many leading bytes plugin selection looks at
 FIRST_BYTES = 1032
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 #: every valid io_mode string, parsed (``Request._parse_mode``'s answers)
@@ -78,6 +79,7 @@ class Request:
         self.io_mode, self.image_mode = self._parse_mode(io_mode)
         self.raw_uri = uri
         self._file: Any = None  # the file object handed to plugins
+        self._fd: int | None = None  # a bare descriptor from fileno(), before get_file()
         self._own_file = False  # whether finish() must close self._file
         self._tmp_path: str | None = None  # atomic write target
         self._local_tmp: str | None = None  # temp copy for reading bytes by name
@@ -85,6 +87,7 @@ class Request:
         self._finished = False
         self._bytes: bytes | None = None
         self._head: bytes | None = None
+        self._size: int | None = None  # of a file being read, from the stat at open
         self.path: str | None = None
         self.kind = self._parse_uri(uri)
         for name, value in (() if extension is None and format_hint is None else
@@ -136,12 +139,14 @@ class Request:
             self.path = self.filename = path
             if reading:
                 try:
-                    mode = os.stat(path).st_mode  # one system call for both questions
+                    st = os.stat(path)  # one system call for every question
+                    mode = st.st_mode
                 except OSError:
                     mode = 0
                 if stat.S_ISDIR(mode):
                     return "dir"
                 if stat.S_ISREG(mode):
+                    self._size = st.st_size
                     return "path"
                 if _is_glob(uri) and _glob.glob(os.path.expanduser(uri)):
                     return "glob"
@@ -223,8 +228,14 @@ class Request:
             return self._file
         if self.kind == "path":
             if self.io_mode == "r":
-                # what open(path, "rb") builds, without its isatty() system call
-                raw = io.FileIO(self.path, "rb")
+                # what open(path, "rb") builds, without its isatty() system call;
+                # on the descriptor fileno() opened if there is one
+                if self._fd is not None:
+                    raw = io.FileIO(self._fd, "rb", closefd=True)
+                    self._fd = None  # the file object owns it now
+                    raw.name = self.path
+                else:
+                    raw = io.FileIO(self.path, "rb")
                 try:
                     blksize = getattr(raw, "_blksize", 0)
                     self._file = io.BufferedReader(
@@ -284,6 +295,21 @@ class Request:
         fh.seek(pos)
         return data
 
+    def fileno(self) -> int:
+        """An OS file descriptor of a file being read, for positioned reads.
+
+        Opened without a Python file object (cheaper, for plugins that only
+        ``os.pread``); a later :meth:`get_file` wraps the same descriptor.  Do
+        not move its offset or close it: :meth:`finish` closes it.
+        """
+        if self._file is not None:
+            return self._file.fileno()
+        if self.kind == "path" and self.io_mode == "r":
+            if self._fd is None:
+                self._fd = os.open(self.path, _READ_FLAGS)
+            return self._fd
+        return self.get_file().fileno()
+
     @property
     def firstbytes(self) -> bytes:
         """The first bytes of a readable single-file resource ('' for folders).
@@ -300,10 +326,9 @@ class Request:
             return self._head
         if self.kind == "path" and self._file is None:
             # our own file, just opened at offset 0: a positioned read leaves the
-            # handle (and its buffer) untouched, so no tell/seek is needed
-            fh = self.get_file()
+            # descriptor (and any buffer over it) untouched, so no tell/seek is needed
             try:
-                data = os.pread(fh.fileno(), FIRST_BYTES, 0)
+                data = os.pread(self.fileno(), FIRST_BYTES, 0)
             except (OSError, AttributeError, ValueError):
                 data = None
             if data is not None:
@@ -325,7 +350,9 @@ class Request:
     def size(self) -> int | None:
         """Size in bytes of a readable single-file resource, when it can be known."""
         if self.kind == "path":
-            return os.path.getsize(self.path)
+            if self._size is None:
+                self._size = os.path.getsize(self.path)
+            return self._size
         if self.kind == "bytes":
             return len(self._bytes)
         return None
@@ -352,6 +379,9 @@ class Request:
         if self.kind == "return_bytes" and self._file is not None:
             self._result = self._file.getvalue() if success else None
             self._file = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
         if self._own_file and self._file is not None:
             try:
                 self._file.close()

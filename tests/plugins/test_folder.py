@@ -163,7 +163,7 @@ def test_fast_seam_used_for_slices(stack, monkeypatch):
     folder, expected = stack
     calls = []
 
-    def fake(path, out=None, max_bytes=None, fd=None):
+    def fake(path, out=None, max_bytes=None, fd=None, head=None, size=None):
         calls.append(path)
         return None  # decline: tifffile reads it
 

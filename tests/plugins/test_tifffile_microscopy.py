@@ -308,7 +308,7 @@ def test_fast_seam(tmp_path, monkeypatch):
     calls = []
     sentinel = np.full((2, 4, 5), 7, np.uint8)
 
-    def fake(p, out=None, max_bytes=None, fd=None):
+    def fake(p, out=None, max_bytes=None, fd=None, head=None, size=None):
         calls.append(p)
         return sentinel
 
@@ -319,13 +319,13 @@ def test_fast_seam(tmp_path, monkeypatch):
     np.testing.assert_array_equal(iio.imread(path, page=1), vol[1])
     assert len(calls) == 1  # neither fast=False nor page= goes through the seam
 
-    def broken(p, out=None, max_bytes=None, fd=None):
+    def broken(p, out=None, max_bytes=None, fd=None, head=None, size=None):
         raise RuntimeError("parser bug")
 
     monkeypatch.setattr(fasttiff, "read_simple", broken)
     with pytest.raises(RuntimeError, match="parser bug"):  # a bug is not hidden by a fallback
         iio.imread(path)
-    monkeypatch.setattr(fasttiff, "read_simple", lambda p, out=None, max_bytes=None, fd=None: None)
+    monkeypatch.setattr(fasttiff, "read_simple", lambda p, **kw: None)
     np.testing.assert_array_equal(iio.imread(path), vol)
 
 
