@@ -762,6 +762,137 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     }
 
 
+cdef int _plain_ok(const Info* info) noexcept nogil:
+    """Whether ``imgio._fasttiff._decline`` serves the file *and* it is plain.
+
+    Plain: uncompressed chunky strips holding a gray or RGB(A) image of a
+    dtype numpy knows.  Mirrors the ``_decline`` rules one by one (the tests
+    check that every file this accepts, ``_decline`` accepts too, with the
+    same shape).  0 means "ask the full path", never "not served".
+    """
+    cdef int i
+    if info.status != OK or info.n_pages != 1:
+        return 0
+    if info.unknown_tag or info.flavour_tag or info.software_flavour or info.bad_type:
+        return 0
+    if info.n_subifds or info.has_colormap:
+        return 0
+    if not (info.subfiletype == 0 or info.subfiletype == 2):
+        return 0
+    if info.has_oldsubfiletype and info.oldsubfiletype != 1:
+        return 0
+    if not info.has_width or not info.has_length or info.width == 0 or info.length == 0:
+        return 0
+    if info.n_desc > 2:
+        return 0
+    if not (info.desc_kind == D_NONE or info.desc_kind == D_PLAIN
+            or info.desc_kind == D_SHAPED or info.desc_kind == D_IMAGEJ):
+        return 0
+    if info.n_desc > 1 and (info.desc2_kind == D_BADSHAPE or info.desc2_kind == D_IMAGEJ):
+        return 0
+    if info.desc_kind == D_IMAGEJ and info.imagej_nd > 1:
+        return 0
+    if info.compression != 1 or info.predictor != 1 or info.fillorder != 1:
+        return 0
+    if info.imagedepth != 1 or info.tiledepth != 1:
+        return 0
+    if not info.has_photometric:
+        return 0
+    if info.photometric == 1:
+        if info.spp != 1:
+            return 0
+    elif info.photometric == 2:
+        if not (info.spp == 3 or info.spp == 4) or info.planar != 1:
+            return 0
+    else:
+        return 0
+    if info.planar != 1 or info.bps_mixed or info.sf_mixed:
+        return 0
+    if not (info.bps_count == 0 or info.bps_count == 1 or info.bps_count == info.spp):
+        return 0
+    if not (info.sf_count == 0 or info.sf_count == 1 or info.sf_count == info.spp):
+        return 0
+    if info.sampleformat == 1 or info.sampleformat == 2:
+        if not (info.bps == 8 or info.bps == 16 or info.bps == 32 or info.bps == 64):
+            return 0
+    elif info.sampleformat == 3:
+        if not (info.bps == 16 or info.bps == 32 or info.bps == 64):
+            return 0
+    else:
+        return 0
+    if info.has_tilewidth or info.has_tilelength:
+        return 0
+    if info.off_tag != 273 or info.cnt_tag != 279 or info.n_offtags != 1 or info.n_cnttags != 1:
+        return 0
+    if info.has_rps and info.rowsperstrip == 0:
+        return 0
+    if info.has_shaped:
+        if info.spp == 1:
+            if info.shaped_ndim != 2:
+                return 0
+        elif info.shaped_ndim != 3 or <uint64_t>info.shaped[2] != info.spp:
+            return 0
+        if <uint64_t>info.shaped[0] != info.length or <uint64_t>info.shaped[1] != info.width:
+            return 0
+    return 1
+
+
+def plan_simple(const unsigned char[::1] buf, uint64_t filesize):
+    """The read of a plain file as one contiguous run, or ``None``.
+
+    ``buf`` holds the file's first bytes.  For a single-page TIFF of
+    uncompressed, chunky, gray or RGB(A) strips stored back to back (what
+    ``tifffile.imwrite`` and most acquisition software write) whose every
+    strip lies inside the file: ``(length, width, samplesperpixel,
+    sampleformat, bitspersample, bigendian, offset)``, the pixels being the
+    ``length * width * spp * bps / 8`` bytes at ``offset``.  ``None`` for
+    everything else, including damaged files: the full parse then decides
+    (and names the damage).
+    """
+    cdef Info info
+    cdef uint64_t buflen = buf.shape[0]
+    cdef const uint8_t* p = NULL
+    cdef uint64_t rps, nseg, segbytes, total, i, o, c, first = 0, need
+    cdef int osize, csize
+    if buflen == 0:
+        return None
+    if buflen > filesize:
+        buflen = filesize
+    p = &buf[0]
+    memset_info(&info)
+    with nogil:
+        _parse(p, buflen, filesize, 2, &info)
+    if not _plain_ok(&info):
+        return None
+    segbytes = info.width * info.spp * (info.bps // 8)  # one row
+    if segbytes // info.width != info.spp * (info.bps // 8):
+        return None  # overflow: let the full path name it
+    if info.length > (<uint64_t>-1) // segbytes:
+        return None
+    total = info.length * segbytes
+    rps = info.rowsperstrip if info.has_rps and info.rowsperstrip < info.length else info.length
+    segbytes = rps * segbytes
+    nseg = (info.length + rps - 1) // rps
+    if info.off_count != nseg or info.cnt_count != nseg:
+        return None
+    osize = _typesize(info.off_type)
+    csize = _typesize(info.cnt_type)
+    for i in range(nseg):
+        o = _uint_of(p + info.off_pos + i * osize, info.off_type, info.bigendian)
+        c = _uint_of(p + info.cnt_pos + i * csize, info.cnt_type, info.bigendian)
+        if i == 0:
+            first = o
+        elif o != first + i * segbytes:
+            return None  # not back to back: the full path plans the runs
+        need = segbytes if segbytes < total - i * segbytes else total - i * segbytes
+        if c < need or o > filesize or c > filesize - o:
+            return None
+    if first > filesize or total > filesize - first:
+        return None
+    return (info.length, info.width, info.spp, info.sampleformat, info.bps,
+            bool(info.bigendian), first)
+
+
 cdef void memset_info(Info* info) noexcept nogil:
     cdef size_t i
     cdef char* p = <char*>info

@@ -297,6 +297,11 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     if size is None:
         size = os.fstat(fd).st_size
         head = None  # only trusted together with the size it came with
+    if head is None:
+        head = os.pread(fd, min(size, _HEAD), 0)
+    plan = _tp.plan_simple(head, size)
+    if plan is not None:
+        return _read_plain(fd, name, out, max_bytes, plan)
     info = _parse_fd(fd, size, 2, name, head)
     if info is None or _decline(info) is not None:
         return None
@@ -314,6 +319,33 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     target = out if out is not None and out.flags.c_contiguous else np.empty(shape, dtype)
     _read_pixels(fd, info, geometry, target, name)
     return target
+
+
+def _read_plain(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
+                plan: tuple) -> np.ndarray:
+    """The common case, planned by ``plan_simple``: one run of raw pixel bytes."""
+    h, w, spp, sampleformat, bps, bigendian, offset = plan
+    shape = (h, w) if spp == 1 else (h, w, spp)
+    dtype = _NP_DTYPES[(sampleformat, bps)]
+    if out is not None:
+        if out.shape != shape:
+            raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
+        if out.dtype != dtype:
+            raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        target = out if out.flags.c_contiguous else np.empty(shape, dtype)
+    else:
+        check_nbytes(shape, dtype, name, max_bytes)
+        target = np.empty(shape, dtype)
+    flat = memoryview(target).cast("B")
+    _pread_into(fd, flat, offset, name)
+    if bigendian != _BIG_NATIVE and bps > 8:
+        _tp.byteswap(flat, bps // 8)
+    return target
+
+
+_BIG_NATIVE = _NATIVE == ">"
 
 
 def _pread_into(fd: int, view: memoryview, offset: int, name: str) -> None:

@@ -124,6 +124,16 @@ def test_served_matches_tifffile(tmp_path, dtype, shape, kw):
     info = _fasttiff.parse(path)
     assert info["reason"] is None and info["n_pages"] == 1
     assert info["shape"] == got.shape and info["dtype"] == got.dtype
+    # the one-read plan covers exactly the uncompressed strip files, and agrees
+    raw = path.read_bytes()
+    plan = _tp.plan_simple(raw, len(raw))
+    assert (plan is not None) == (kw.get("compression") is None and "tile" not in kw)
+    if plan is not None:
+        h, w, spp, _, _, bigendian, offset = plan
+        assert ((h, w) if spp == 1 else (h, w, spp)) == got.shape
+        assert bigendian == (info["byteorder"] == ">")
+        assert offset == int(info["offsets"][0])
+        assert _tp.plan_simple(raw[:8], len(raw)) is None  # IFD not in the head: ask again
 
 
 def test_parse_bytes_and_path_agree(tmp_path):
@@ -277,6 +287,8 @@ def test_declined_returns_none(tmp_path, case):
     except (ValueError, ImportError, RuntimeError) as exc:  # codec missing here
         pytest.skip(f"cannot write {case}: {exc}")
     assert _fasttiff.read_simple(path) is None
+    raw = path.read_bytes()
+    assert _tp.plan_simple(raw, len(raw)) is None
     out = np.zeros(SHAPE, "u2")
     assert _fasttiff.read_simple(path, out=out) is None
     assert not out.any()
@@ -572,6 +584,14 @@ def test_fuzz_mutated_files(tmp_path, seed, muts):
     assert time.perf_counter() - start < 2.0
     # parse() on the bytes never crashes either
     try:
-        _fasttiff.parse(data)
+        info = _fasttiff.parse(data)
     except CorruptFileError:
-        pass
+        info = None
+    # the one-read plan never serves what the full decision would not
+    plan = _tp.plan_simple(data, len(data))
+    if plan is not None:
+        event("planned")
+        assert info is not None and info["reason"] is None, info and info["reason"]
+        assert got is not None and info["compression"] == 1
+        h, w, spp = plan[:3]
+        assert ((h, w) if spp == 1 else (h, w, spp)) == got.shape == info["shape"]

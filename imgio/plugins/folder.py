@@ -31,6 +31,9 @@ from ..errors import (CorruptFileError, DTypeError, ImageTooLargeError, Initiali
                       ShapeError)
 from . import tifffile as _tp
 
+#: raw slices at least this large are read on every CPU (see _default_workers)
+_THREADED_SLICE = 1 << 20
+
 __all__ = ["FolderPlugin", "natural_key"]
 
 
@@ -147,7 +150,10 @@ class FolderPlugin(PluginV3):
                              f"{n} slices of {self._request.filename} make {full}")
         elif out.dtype != dtype:
             raise DTypeError(f"out has dtype {out.dtype}, but the slices are {dtype}")
-        workers = (os.cpu_count() or 1) if maxworkers is None else max(1, int(maxworkers))
+        if maxworkers is None:
+            workers = self._default_workers(shape, dtype)
+        else:
+            workers = max(1, int(maxworkers))
         workers = min(workers, n)
 
         def job(i: int) -> None:
@@ -169,6 +175,27 @@ class FolderPlugin(PluginV3):
                     f.cancel()
                 raise
         return out
+
+    def _default_workers(self, shape, dtype) -> int:
+        """Threads for a volume read: one for small raw slices, else one per CPU.
+
+        Each slice read holds the GIL for its ~20 us of Python; when the read
+        itself is a short copy, two threads mostly trade the GIL.  Measured
+        (2 cores, uint16 slices, imread of the folder): 128 KiB raw slices
+        10.1 ms on one thread vs 21.8 ms on two, 512 KiB even, 2 MiB 0.90x on
+        two; zlib slices gain at every size (128 KiB: 0.70x), since inflating
+        releases the GIL.  So: one thread when the first slice is stored raw
+        (file about as large as its pixels) and under ``_THREADED_SLICE``.
+        """
+        cpus = os.cpu_count() or 1
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if cpus == 1 or nbytes >= _THREADED_SLICE:
+            return cpus
+        try:
+            stored = os.path.getsize(self._files[0])
+        except OSError:
+            return cpus
+        return 1 if stored >= nbytes else cpus
 
     def _mismatch(self, path: str, what: str, shape, dtype, dst: np.ndarray) -> ShapeError:
         cls = ShapeError if tuple(shape) != dst.shape else DTypeError

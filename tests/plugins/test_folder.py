@@ -173,3 +173,27 @@ def test_fast_seam_used_for_slices(stack, monkeypatch):
     calls.clear()
     iio.imread(folder, fast=False)
     assert calls == []
+
+
+@pytest.mark.parametrize("side, compression, expected", [
+    (64, None, 1),        # small raw slices: one thread (threads only trade the GIL)
+    (64, "zlib", 4),      # compressed: inflating releases the GIL, use every CPU
+    (1024, None, 4),      # 2 MiB raw slices: the copies overlap
+])
+def test_default_workers_follow_slice_storage(tmp_path, monkeypatch, side, compression,
+                                              expected):
+    from imgio.plugins import folder
+    base = np.arange(side * side, dtype=np.uint16).reshape(side, side) % 251
+    for i in range(3):
+        tifffile.imwrite(tmp_path / f"s{i}.tif", base + i, compression=compression)
+    monkeypatch.setattr(folder.os, "cpu_count", lambda: 4)
+    used = []
+    real = folder.ThreadPoolExecutor
+    monkeypatch.setattr(folder, "ThreadPoolExecutor",
+                        lambda n, *a, **k: used.append(n) or real(n, *a, **k))
+    vol = iio.imread(tmp_path)
+    assert vol.shape == (3, side, side) and vol[2, 0, 1] == base[0, 1] + 2
+    assert used == ([] if expected == 1 else [3])  # min(workers, 3 slices)
+    used.clear()
+    iio.imread(tmp_path, maxworkers=2)  # the caller's choice wins
+    assert used == [2]

@@ -106,3 +106,25 @@ def test_resolution_gives_spacing(tmp_path):
     props = iio.improps(path)
     assert props.spacing == pytest.approx((0.5, 0.25))
     assert props.units == ("cm", "cm")
+
+
+def test_small_compressed_files_decode_on_one_thread(tmp_path, monkeypatch):
+    import tifffile as tf
+
+    from imgio.plugins import tifffile as tp
+    vol = (np.arange(8 * 32 * 32, dtype=np.uint16) % 977).reshape(8, 32, 32)
+    small = tmp_path / "small.tif"
+    tf.imwrite(small, vol, compression="zlib")
+    seen = []
+    real = tf.TiffPageSeries.asarray
+    monkeypatch.setattr(tf.TiffPageSeries, "asarray",
+                        lambda self, *a, **k: seen.append(k.get("maxworkers")) or
+                        real(self, *a, **k))
+    monkeypatch.setattr(tp, "_cpu_count", lambda: 4)
+    np.testing.assert_array_equal(iio.imread(small), vol)
+    assert seen == [1]
+    np.testing.assert_array_equal(iio.imread(small, maxworkers=3), vol)
+    assert seen == [1, 3]
+    monkeypatch.setattr(tp, "_SMALL_FILE", 16)  # now "large": every CPU
+    np.testing.assert_array_equal(iio.imread(small), vol)
+    assert seen == [1, 3, 4]
