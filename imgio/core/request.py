@@ -295,6 +295,16 @@ class Request:
         fh.seek(pos)
         return data
 
+    def __del__(self):
+        # a bare descriptor has no file object to close it when collected
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            self._fd = None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def fileno(self) -> int:
         """An OS file descriptor of a file being read, for positioned reads.
 

@@ -129,3 +129,27 @@ def test_committed_file_gets_normal_permissions(tmp_path):
         assert target.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(umask)
+
+
+def test_bare_descriptor_is_shared_then_closed(tmp_path):
+    import os
+
+    from imgio.core.request import Request
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"0123456789" * 200)
+    req = Request(str(path), "r")
+    fd = req.fileno()
+    assert req.firstbytes[:4] == b"0123" and req.fileno() == fd
+    assert req.size() == 2000
+    fh = req.get_file()  # wraps the same descriptor, named after the file
+    assert fh.fileno() == fd and fh.raw.name == str(path)
+    assert fh.read(3) == b"012"
+    req.finish()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    # an abandoned request closes a descriptor nobody wrapped
+    req = Request(str(path), "r")
+    fd = req.fileno()
+    del req
+    with pytest.raises(OSError):
+        os.fstat(fd)
