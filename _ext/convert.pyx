@@ -83,7 +83,7 @@ cdef inline double _sat(double x, double top) noexcept nogil:
     return x if x < top else top
 
 
-cdef inline void _fold4(const src_t* p, Py_ssize_t n, src_t* lo_, src_t* hi_,
+cdef inline void _fold_lanes(const src_t* p, Py_ssize_t n, src_t* lo_, src_t* hi_,
                         bint* nan_) noexcept nogil:
     """Fold ``p[:n]`` into ``*lo_``/``*hi_`` (NaN skipped, flagged in ``*nan_``).
 
@@ -161,8 +161,8 @@ cdef void _minmax2(const src_t[:, :] src, bint swap, src_t[::1] lohi,
                 hi = v if v > hi else hi
                 if src_t is float or src_t is double:
                     nan |= v != v
-        elif ss == 1:  # contiguous: four independent folds, so they pipeline
-            _fold4(p, cols, &lo, &hi, &nan)
+        elif ss == 1:  # contiguous: eight independent lanes, packed min/max
+            _fold_lanes(p, cols, &lo, &hi, &nan)
         else:
             for c in range(cols):
                 v = p[c * ss]

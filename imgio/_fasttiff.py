@@ -78,17 +78,11 @@ def _parse_fd(fd: int, size: int, max_pages: int, name: str,
               head: bytes | None = None) -> dict | None:
     """Parse via the kernel from an open file: the head first, then mmap if needed.
 
-    ``head``, the file's first bytes when the caller already read them, is
-    tried before reading ``_HEAD`` bytes.
+    ``head``: the file's first ``min(size, _HEAD)`` bytes, if already read.
     """
-    info = None
-    if head is not None:
-        info = _tp.parse_buffer(head, size, max_pages)
-        if info["status"] == _NEED_MORE and len(head) < min(size, _HEAD):
-            info = None
-    if info is None:
+    if head is None:
         head = os.pread(fd, min(size, _HEAD), 0)
-        info = _tp.parse_buffer(head, size, max_pages)
+    info = _tp.parse_buffer(head, size, max_pages)
     if info["status"] == _NEED_MORE:
         with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
             info = _tp.parse_buffer(mm, size, max_pages)
@@ -297,9 +291,11 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     if size is None:
         size = os.fstat(fd).st_size
         head = None  # only trusted together with the size it came with
-    if head is None:
+    plan = None if head is None else _tp.plan_simple(head, size)
+    if plan is None and (head is None or len(head) < min(size, _HEAD)):
+        # no head, or the caller's is shorter than ours and may not reach the IFD
         head = os.pread(fd, min(size, _HEAD), 0)
-    plan = _tp.plan_simple(head, size)
+        plan = _tp.plan_simple(head, size)
     if plan is not None:
         return _read_plain(fd, name, out, max_bytes, plan)
     info = _parse_fd(fd, size, 2, name, head)
@@ -307,18 +303,28 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
         return None
     shape, dtype = _layout(info)
     geometry = _geometry(info, size, name)
-    if out is not None:
-        if out.shape != shape:
-            raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
-        if out.dtype != dtype:
-            raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-    else:
-        check_nbytes(shape, dtype, name, max_bytes)
-    target = out if out is not None and out.flags.c_contiguous else np.empty(shape, dtype)
+    target = _target(out, shape, dtype, name, max_bytes)
     _read_pixels(fd, info, geometry, target, name)
     return target
+
+
+def _target(out: np.ndarray | None, shape: tuple, dtype: np.dtype, name: str,
+            max_bytes: Any) -> np.ndarray:
+    """Where the pixels go: ``out`` if it matches and is contiguous, else a new array.
+
+    A non-contiguous ``out`` gets a contiguous temporary that
+    :func:`read_simple` copies into it.
+    """
+    if out is None:
+        check_nbytes(shape, dtype, name, max_bytes)
+        return np.empty(shape, dtype)
+    if out.shape != shape:
+        raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
+    if out.dtype != dtype:
+        raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out if out.flags.c_contiguous else np.empty(shape, dtype)
 
 
 def _read_plain(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
@@ -326,18 +332,7 @@ def _read_plain(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     """The common case, planned by ``plan_simple``: one run of raw pixel bytes."""
     h, w, spp, sampleformat, bps, bigendian, offset = plan
     shape = (h, w) if spp == 1 else (h, w, spp)
-    dtype = _NP_DTYPES[(sampleformat, bps)]
-    if out is not None:
-        if out.shape != shape:
-            raise ShapeError(f"out has shape {out.shape}, but {name} holds {shape}")
-        if out.dtype != dtype:
-            raise DTypeError(f"out has dtype {out.dtype}, but {name} holds {dtype}")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-        target = out if out.flags.c_contiguous else np.empty(shape, dtype)
-    else:
-        check_nbytes(shape, dtype, name, max_bytes)
-        target = np.empty(shape, dtype)
+    target = _target(out, shape, _NP_DTYPES[(sampleformat, bps)], name, max_bytes)
     flat = memoryview(target).cast("B")
     _pread_into(fd, flat, offset, name)
     if bigendian != _BIG_NATIVE and bps > 8:

@@ -595,3 +595,22 @@ def test_fuzz_mutated_files(tmp_path, seed, muts):
         assert got is not None and info["compression"] == 1
         h, w, spp = plan[:3]
         assert ((h, w) if spp == 1 else (h, w, spp)) == got.shape == info["shape"]
+
+
+def test_short_caller_head_is_extended_for_the_plan(tmp_path, monkeypatch):
+    # 300 one-row strips: the offset and count arrays end past the Request's
+    # 1,032-byte head, but inside the parser's own 4 KiB head
+    path = tmp_path / "strips.tif"
+    arr = _data("u2", (300, 7))
+    tifffile.imwrite(path, arr, rowsperstrip=1)
+    raw = path.read_bytes()
+    assert _tp.plan_simple(raw[:1032], len(raw)) is None
+    assert _tp.plan_simple(raw[:4096], len(raw)) is not None
+    planned = []
+    real = _fasttiff._read_plain
+    monkeypatch.setattr(_fasttiff, "_read_plain",
+                        lambda *a: planned.append(a[-1]) or real(*a))
+    with open(path, "rb") as f:
+        got = _fasttiff.read_simple(path, fd=f.fileno(), head=raw[:1032], size=len(raw))
+    np.testing.assert_array_equal(got, arr)
+    assert len(planned) == 1

@@ -144,18 +144,8 @@ def format_of(plugin: PluginV3) -> Format:
         return Format(spec)
 
 
-def _registered_modes(name: Any) -> str:
-    """The v2 modes of the registered plugin ``name`` ("" when it is not registered)."""
-    for spec in registry.PLUGINS:
-        if spec.name == name:
-            return spec.modes
-    return ""
-
-
 def check_mode(plugin: PluginV3, mode: str, io_mode: str) -> None:
     """Raise ``ValueError`` (and close ``plugin``) if its format cannot do ``mode``."""
-    if mode == "?" or mode in _registered_modes(plugin.name):
-        return  # the common case, without building a Format on every read
     fmt = format_of(plugin)
     if fmt.can_read_mode(mode):
         return

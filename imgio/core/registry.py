@@ -160,6 +160,9 @@ PLUGINS: list[PluginSpec] = [
 
 def get_spec(name: str) -> PluginSpec:
     """The registry entry called ``name`` (case-insensitive; aliases too)."""
+    for spec in PLUGINS:  # a plugin's own name, as plugins report it: no lower-casing
+        if spec.name == name:
+            return spec
     for spec in PLUGINS:
         if spec.matches(name):
             return spec

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import _kernels
+from .. import _fasttiff, _kernels
 from ..core import registry
 from ..core.plugin import ImageProperties, PluginV3
 from ..errors import (CorruptFileError, DTypeError, ImageTooLargeError, InitializationError,
@@ -33,6 +33,7 @@ from . import tifffile as _tp
 
 #: raw slices at least this large are read on every CPU (see _default_workers)
 _THREADED_SLICE = 1 << 20
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 __all__ = ["FolderPlugin", "natural_key"]
 
@@ -205,19 +206,33 @@ class FolderPlugin(PluginV3):
 
     def _read_into(self, path: str, dst: np.ndarray, fast: bool, what: str) -> None:
         """Read one slice file into ``dst`` (checking its shape and dtype)."""
-        if _is_tiff_file(path):
-            if fast and dst.flags.c_contiguous:
-                try:
-                    got = _tp._try_fast(path, out=dst)
-                except (ShapeError, DTypeError) as exc:
-                    msg = str(exc) if path in str(exc) else f"{path}: {what}: {exc}"
-                    raise type(exc)(msg) from exc
-                if got is not None:
-                    if got is not dst:
-                        if got.shape != dst.shape or got.dtype != dst.dtype:
-                            raise self._mismatch(path, what, got.shape, got.dtype, dst)
-                        _kernels.copy_frame(dst, got)
-                    return
+        if fast and dst.flags.c_contiguous:
+            # one open per slice: the head read here both identifies TIFF and
+            # serves the fast parser, which reads the pixels from the same descriptor
+            fd = os.open(path, _READ_FLAGS)
+            try:
+                size = os.fstat(fd).st_size
+                head = os.pread(fd, _fasttiff._HEAD, 0)  # all the parser reads first
+                if not registry._tiff(head[:4]):
+                    tiff = False
+                else:
+                    tiff = True
+                    try:
+                        got = _tp._try_fast(path, out=dst, fd=fd, head=head, size=size)
+                    except (ShapeError, DTypeError) as exc:
+                        msg = str(exc) if path in str(exc) else f"{path}: {what}: {exc}"
+                        raise type(exc)(msg) from exc
+                    if got is not None:
+                        if got is not dst:
+                            if got.shape != dst.shape or got.dtype != dst.dtype:
+                                raise self._mismatch(path, what, got.shape, got.dtype, dst)
+                            _kernels.copy_frame(dst, got)
+                        return
+            finally:
+                os.close(fd)
+        else:
+            tiff = _is_tiff_file(path)
+        if tiff:
             self._read_tiff_into(path, dst, what)
             return
         from .. import v3

@@ -171,8 +171,9 @@ def test_stk_generated_file_is_recognised(stk_file):
         np.testing.assert_array_equal(tif.asarray(), data)
 
 
-def test_stk_imread_equals_tifffile(stk_file):
-    path, data = stk_file
+@pytest.mark.parametrize("flavour", ["stk_file", "lsm_file"])
+def test_stk_and_lsm_imread_equals_tifffile(flavour, request):
+    path, data = request.getfixturevalue(flavour)
     image = iio.imread(path)
     ref = tifffile.imread(path)
     assert image.shape == ref.shape == data.shape and image.dtype == ref.dtype == data.dtype
@@ -267,16 +268,6 @@ def test_lsm_generated_file_is_recognised(lsm_file):
         assert lsm["DimensionTime"] == LSM_T and lsm["DimensionZ"] == LSM_Z
         assert lsm["VoxelSizeZ"] == LSM_VOXEL_M[2] and lsm["TimeIntervall"] == LSM_DT
         np.testing.assert_array_equal(tif.asarray(), data)
-
-
-def test_lsm_imread_equals_tifffile(lsm_file):
-    path, data = lsm_file
-    image = iio.imread(path)
-    ref = tifffile.imread(path)
-    assert image.shape == ref.shape == data.shape and image.dtype == ref.dtype == data.dtype
-    np.testing.assert_array_equal(image, ref)
-    np.testing.assert_array_equal(iio.imread(path, index=0), data)
-    np.testing.assert_array_equal(iio.imread(path, fast=False), data)
 
 
 def test_lsm_properties_axes_spacing(lsm_file):
