@@ -6,6 +6,7 @@ member headers, so ``improps`` never decompresses pixel data.
 """
 from __future__ import annotations
 
+import math
 import re
 import struct
 import tokenize
@@ -111,6 +112,95 @@ class NpyPlugin(PluginV3):
             return self._close(success=True)
         return None
 
+
+    # -- region reads (imgio.lazy, imgio.to_dask) -----------------------------------------
+    def _layout(self) -> tuple[int, bool]:
+        """(offset of the raw array bytes, Fortran order) from the header."""
+        try:
+            fh = self._request.get_file()
+            fh.seek(0)
+            _, _, fortran = _header(fh)
+            return fh.tell(), bool(fortran)
+        except _DAMAGE as exc:
+            raise CorruptFileError(f"{self._request.filename}: damaged .npy header: {exc}") from exc
+
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """Rows along the first axis (the last for a Fortran-order array)."""
+        props = self.properties(index=index, **selection)
+        if selection:
+            raise TypeError(f"chunks() got an unexpected keyword argument {next(iter(selection))!r}")
+        shape = tuple(self._shape)
+        if len(shape) < 2:
+            native = shape
+        elif self._layout()[1]:
+            native = shape[:-1] + (1,)
+        else:
+            native = (1,) + shape[1:]
+        native = tuple(max(1, n) for n in native)
+        return ((1,) + native) if len(props.shape) > len(shape) else native
+
+    def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
+        """``read(...)[box]`` from the array's bytes: positioned reads of each
+        contiguous run the box covers (a file on disk with many runs: a memory map)."""
+        self._check_open()
+        for key in selection:
+            raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+        props = self.properties(index=index)
+        box = self._check_box(box, props.shape)
+        if self._dtype.hasobject:
+            return super().read_region(box, index=index, out=out)
+        out = self._region_out(box, self._dtype, out)
+        if out.size == 0:
+            return out
+        if len(props.shape) > len(self._shape):  # index=...: a batch of one
+            box, view = box[1:], out[0]
+        else:
+            view = out
+        offset, fortran = self._layout()
+        shape = tuple(self._shape)
+        size = self._request.size()
+        nbytes = math.prod(shape) * self._dtype.itemsize
+        if size is not None and offset + nbytes > size:
+            raise CorruptFileError(
+                f"{self._request.filename}: the header declares {shape} {self._dtype} "
+                f"({nbytes} bytes after offset {offset}), but the file holds {size} bytes.")
+        if fortran:  # the transposed C-order array
+            shape, box = shape[::-1], box[::-1]
+            tmp = np.empty(tuple(b.stop - b.start for b in box), self._dtype)
+            self._read_runs(offset, shape, box, tmp)
+            view[...] = tmp.T
+        else:
+            self._read_runs(offset, shape, box, view)
+        return out
+
+    def _read_runs(self, offset: int, shape: tuple, box: tuple, out: np.ndarray) -> None:
+        """Fill C-contiguous ``out`` with ``array[box]`` of a C-order array at ``offset``."""
+        k = len(shape)  # axes k.. are read whole
+        while k > 0 and box[k - 1].start == 0 and box[k - 1].stop == shape[k - 1]:
+            k -= 1
+        lead = box[:max(k - 1, 0)]  # one run per index of these axes
+        runs = math.prod(b.stop - b.start for b in lead)
+        if runs > 64 and self._request.kind == "path":
+            mm = np.memmap(self._request.path, dtype=self._dtype, mode="r", offset=offset,
+                           shape=shape)
+            try:
+                np.copyto(out, mm[box])
+            finally:
+                del mm
+            return
+        itemsize = self._dtype.itemsize
+        strides = [itemsize * math.prod(shape[i + 1:]) for i in range(len(shape))]
+        flat = out.reshape(runs, -1) if runs else out
+        run_bytes = flat.shape[-1] * itemsize if runs else 0
+        fh = self._request.get_file()
+        base = offset + sum(box[i].start * strides[i] for i in range(len(lead), len(shape)))
+        for j, idx in enumerate(np.ndindex(*(b.stop - b.start for b in lead))):
+            pos = base + sum((lead[i].start + v) * strides[i] for i, v in enumerate(idx))
+            fh.seek(pos)
+            got = fh.readinto(memoryview(flat[j]).cast("B"))
+            if got != run_bytes:
+                raise CorruptFileError(f"{self._request.filename}: the array is truncated "
+                                       f"(read {got} of {run_bytes} bytes at offset {pos}).")
 
 class NpzPlugin(PluginV3):
     """A ``.npz`` archive: each member array is one ndimage, in natural name order."""
