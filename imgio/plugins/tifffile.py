@@ -531,6 +531,8 @@ class TifffilePlugin(PluginV3):
     def properties(self, *, index: Any = None, page: int | None = None, **kwargs) -> ImageProperties:
         """Shape, dtype, axes, spacing and units of a series (or of a page)."""
         self._check_open()
+        if kwargs:  # series=, level= (what read() takes), else Python's TypeError
+            return self._guard(self._selected_properties, index, page, kwargs)
         return self._guard(self._properties, index, page)
 
     def _properties(self, index: Any, page: int | None) -> ImageProperties:
@@ -931,7 +933,7 @@ class TifffilePlugin(PluginV3):
     #: selection keywords read_region and chunks take (as read() does)
     _REGION_KEYS = ("page", "key", "series", "level")
 
-    def _region_target(self, index: Any, selection: dict) -> tuple:
+    def _region_target(self, index: Any, selection: dict, what: str = "read_region") -> tuple:
         """What ``read(index=index, **selection)`` returns, as ``(kind, shape, dtype, obj)``.
 
         ``kind`` is ``"page"`` (obj: one page), ``"series"`` (obj: a series or a
@@ -940,7 +942,7 @@ class TifffilePlugin(PluginV3):
         selection = dict(selection)
         for key in selection:
             if key not in self._REGION_KEYS:
-                raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+                raise TypeError(f"{what}() got an unexpected keyword argument {key!r}")
         page = selection.pop("page", None)
         if "key" in selection:
             page = selection.pop("key")
@@ -1164,6 +1166,15 @@ class TifffilePlugin(PluginV3):
             raise CorruptFileError(f"{self._request.filename}: segment {j} decodes to "
                                    f"{block.shape[1:]}, expected {tuple(seg[1:])}.")
         np.copyto(target, piece)
+
+    def _selected_properties(self, index: Any, page, selection: dict) -> ImageProperties:
+        """properties() with ``series=``/``level=``: the selected series or level."""
+        selection = dict(selection, page=page)
+        kind, shape, dtype, obj = self._region_target(index, selection, "properties")
+        if selection.get("level") is None and kind != "page":
+            return self._properties(selection.get("series", index), None)
+        return ImageProperties(shape=shape, dtype=dtype,
+                               axes=getattr(obj, "axes", None))
 
 
 #: placeholder description of an appended series, replaced when the writer closes
