@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import _thread
 import threading
 from typing import Any, Iterator
@@ -31,6 +32,8 @@ __all__ = ["ImageProperties", "PluginV3", "ARRAY_ADAPTERS"]
 #: adapters the layers above register (``"dask"``: ``adapter(plugin, index=, chunks=,
 #: **selection)`` for :meth:`PluginV3.to_dask`); the core never imports them
 ARRAY_ADAPTERS: dict[str, Any] = {}
+#: the module that registers each adapter, loaded by name on first use
+_ADAPTER_MODULES = {"dask": "imgio.lazy"}
 
 
 @dataclasses.dataclass
@@ -196,12 +199,14 @@ class PluginV3:
         """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazy`).
 
         Provided by the lazy layer, which registers itself in
-        :data:`ARRAY_ADAPTERS` when imported (``import imgio`` does); the core
-        imports nothing from the layers above it.
+        :data:`ARRAY_ADAPTERS` when imported; the core imports nothing from the
+        layers above it and finds the layer by module name, as the registry
+        finds plugins.
         """
         adapter = ARRAY_ADAPTERS.get("dask")
-        if adapter is None:
-            raise RuntimeError("imgio.lazy is not imported; `import imgio` registers it.")
+        if adapter is None:  # found by name, as the registry finds plugins
+            importlib.import_module(_ADAPTER_MODULES["dask"])
+            adapter = ARRAY_ADAPTERS["dask"]
         return adapter(self, index=index, chunks=chunks, **selection)
 
     # helpers for read_region implementations

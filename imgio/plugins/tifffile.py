@@ -1061,8 +1061,10 @@ class TifffilePlugin(PluginV3):
     def _region_series(self, ser, box, out) -> None:
         shape = tuple(ser.shape)
         if all(b.start == 0 and b.stop == n for b, n in zip(box, shape)) and self._is_top(ser):
-            # the whole series: read() knows the fastest way (fast parser, threads)
-            self._guard(self._read_series, self._series.index(ser), out, 1, {})
+            # the whole series: read() knows the fastest way (the fast parser)
+            got = self.read(index=self._series.index(ser), out=out, maxworkers=1)
+            if got is not out:
+                np.copyto(out, got)
             return
         offset = self._guard(self._contiguous_offset, ser)
         if (offset is not None and self._request.kind == "path"
