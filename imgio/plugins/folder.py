@@ -227,6 +227,8 @@ class FolderPlugin(PluginV3):
                             f"{next(iter(kwargs))!r}")
         with imopen(self._files[0], "r") as f:
             props = f.properties()
+        if self._slice is None:
+            self._slice = (tuple(props.shape), props.dtype)
         n = len(self._files)
         axes = None if props.axes is None else "Z" + props.axes
         spacing = units = None

@@ -317,3 +317,13 @@ class NpzPlugin(PluginV3):
             save = np.savez_compressed if getattr(self, "_compress", True) else np.savez
             save(self._request.get_file(), *self._pending)
             self._pending = []
+
+    # -- region reads: members are read whole (compressed zip members cannot be sought)
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """None: an ``.npz`` member is read whole (see the base class)."""
+        if selection:
+            raise TypeError(f"chunks() got an unexpected keyword argument "
+                            f"{next(iter(selection))!r}")
+        self.properties(index=index)
+        return None
+
