@@ -30,8 +30,10 @@ through a small per-process cache of open plugins (see :mod:`.sources`), so
 the same graph runs on the threaded scheduler and on a ``dask.distributed``
 cluster whose workers see the same paths.
 
-Chunks
-------
+Notes
+-----
+The ``chunks=`` argument of :func:`to_dask`:
+
 ``"native"`` (default)
     The plugin's ``chunks()`` (TIFF strips or tiles of one page, HDF5 chunks,
     rows of an ``.npy`` file, one slice of a folder), merged innermost axis
