@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import math
 import os
 import threading
 from typing import Any
@@ -245,7 +244,3 @@ class StackSource:
         for i in range(a, b):
             self.children[i].read_box(rest, out=out[i - a])
         return out
-
-
-def nbytes(source) -> int:
-    return math.prod(source.shape) * source.dtype.itemsize

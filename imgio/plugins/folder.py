@@ -19,6 +19,8 @@ whatever it matches.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,15 @@ def natural_key(path: str) -> tuple:
     """Sort key that orders embedded numbers by value: ``z2`` before ``z10``."""
     parts = re.split(r"(\d+)", path)
     return tuple(int(t) if i % 2 else t.casefold() for i, t in enumerate(parts))
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_out(cls: type) -> bool:
+    """Whether a plugin class's ``read`` takes ``out=`` (an array to fill)."""
+    try:
+        return "out" in inspect.signature(cls.read).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _image_extensions() -> set[str]:
@@ -193,8 +204,25 @@ class FolderPlugin(PluginV3):
 
     def _read_into(self, path: str, dst: np.ndarray, kwargs: dict, what: str,
                    box: tuple | None = None) -> None:
-        """Read one slice file (or the ``box`` of it) into ``dst``, checking its shape and dtype."""
+        """Read one slice file (or the ``box`` of it) into ``dst``, checking its shape and dtype.
+
+        A whole slice goes to its plugin's ``read(out=dst)`` when that ``read``
+        takes ``out`` (the plugin checks the shape; the TIFF fast path then
+        never parses the file twice), else ``read()`` and a copy.
+        """
         with imopen(path, "r") as f:
+            if box is None and not kwargs and dst.flags.c_contiguous and _takes_out(type(f)):
+                try:
+                    got = f.read(out=dst)
+                except (ShapeError, DTypeError) as exc:
+                    msg = str(exc) if path in str(exc) else f"{path}: {what}: {exc}"
+                    raise type(exc)(msg) from exc
+                if got is not dst:
+                    if got.shape != dst.shape or got.dtype != dst.dtype:
+                        raise self._mismatch(path, what, got.shape, got.dtype, dst.shape,
+                                             dst.dtype)
+                    _kernels.copy_frame(dst, got)
+                return
             props = f.properties()
             shape, dtype = tuple(props.shape), props.dtype
             expected = dst.shape if box is None else self._first()[0]
