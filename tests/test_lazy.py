@@ -895,3 +895,20 @@ def test_distributed_lazy_array_and_writes(client, files, tmp_path):
         lz.write_dask(tmp_path / name, darr, **kw)
         np.testing.assert_array_equal(iio.imread(tmp_path / name, **kw),
                                       STACK.astype("f4") / 2)
+
+
+def test_distributed_selections_and_regions(client, region_files):
+    """level=, series=, dataset= and folders, computed on two worker processes."""
+    names = ["pyramid-level1", "series1", "bdv-level1", "h5-frame", "folder", "tiff-planar", "png"]
+    work = {}
+    with dask.config.set({"array.chunk-size": "1KiB"}):
+        for name in names:
+            path, kw, _ = region_files[name]
+            darr = imgio.to_dask(path, **kw)
+            work[name] = darr[tuple(slice(n // 4, n - n // 4 or None) for n in darr.shape)]
+    results = client.gather(client.compute(work))
+    for name in names:
+        eager = region_files[name][2]
+        box = tuple(slice(n // 4, n - n // 4 or None) for n in eager.shape)
+        np.testing.assert_array_equal(results[name], eager[box], err_msg=name)
+
