@@ -172,6 +172,11 @@ def region_files(tmp_path_factory):
     np.save(d / "f.npy", np.asfortranarray(STACK))
     add("npy-fortran", d / "f.npy")
     add("npy-batch", d / "c.npy", index=...)
+    np.savez(d / "stored.npz", STACK, np.asfortranarray(STACK[::-1]))
+    add("npz-stored", d / "stored.npz", index=1)
+    add("npz-stored-batch", d / "stored.npz", index=...)
+    np.savez_compressed(d / "packed.npz", STACK, STACK + 1)
+    add("npz-compressed", d / "packed.npz", index=...)
     folder = d / "slices"
     folder.mkdir()
     for i, plane in enumerate(STACK):
@@ -187,7 +192,8 @@ def region_files(tmp_path_factory):
 REGION_CASES = ["tiff-tiles", "tiff-strips", "tiff-raw", "tiff-rgb", "tiff-planar", "imagej",
                 "ome", "pyramid-level1", "series1", "series-index1", "page4", "h5-chunked",
                 "h5-frame", "h5-contiguous", "h5-plane-batch", "h5-frames", "bdv-level1", "npy",
-                "npy-fortran", "npy-batch", "folder", "folder-slice", "png"]
+                "npy-fortran", "npy-batch", "npz-stored", "npz-stored-batch",
+                "npz-compressed", "folder", "folder-slice", "png"]
 
 
 @st.composite
@@ -242,7 +248,9 @@ def test_native_chunks_of_each_plugin(region_files):
               "tiff-planar": (1, 1, 16, 16), "imagej": (1, 1, 1, 16, 12), "ome": (1, 1, 1, 16, 12),
               "h5-chunked": (3, 16, 8), "h5-frame": (16, 8), "h5-contiguous": (1, 40, 24),
               "h5-frames": (1, 40, 24), "npy": (1, 40, 24), "npy-fortran": (12, 40, 1),
-              "folder": (1, 16, 16), "png": None, "bdv-level1": (1, 4, 8, 8)}
+              "folder": (1, 16, 16), "png": None, "bdv-level1": (1, 4, 8, 8),
+              "npz-stored": (12, 40, 1), "npz-stored-batch": (1, 1, 40, 24),
+              "npz-compressed": None}
     for name, native in expect.items():
         path, kw, _ = region_files[name]
         with iio.imopen(path, "r") as f:

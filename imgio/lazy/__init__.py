@@ -11,7 +11,7 @@ Entry points:
   one ndimage on disk.  Indexing it reads only the chunks the index touches,
   wherever the format's plugin can read regions (TIFF pages, strips and
   tiles; HDF5 chunks; ``.npy`` bytes; folders slice by slice); formats that
-  can only be read whole (Pillow's formats, ``.npz`` members) read the whole
+  can only be read whole (Pillow's formats, compressed ``.npz`` members) read the whole
   image for any index.  ``np.asarray(lazy_array)`` reads everything.  No dask
   needed.
 * :func:`to_dask` (and ``imopen(uri, "r").to_dask()``, which calls
