@@ -920,3 +920,28 @@ def test_distributed_selections_and_regions(client, region_files):
         box = tuple(slice(n // 4, n - n // 4 or None) for n in eager.shape)
         np.testing.assert_array_equal(results[name], eager[box], err_msg=name)
 
+
+
+def test_a_plugin_without_region_reads_or_properties_still_works_lazily(region_files,
+                                                                         monkeypatch):
+    """The base-class defaults: chunks() None, read_region() reads whole and slices."""
+    from imgio.core.plugin import PluginV3
+    from imgio.plugins.pillow import PillowPlugin
+    path, _, eager = region_files["png"]
+    reads = []
+    real_read = PillowPlugin.read
+
+    def counting_read(self, **kw):
+        reads.append(kw)
+        return real_read(self, **kw)
+
+    def no_properties(self, **kw):
+        raise NotImplementedError
+
+    monkeypatch.setattr(PillowPlugin, "read", counting_read)
+    monkeypatch.setattr(PillowPlugin, "properties", no_properties)
+    assert PillowPlugin.chunks is PluginV3.chunks and PillowPlugin.read_region is PluginV3.read_region
+    arr = imgio.lazy(path)
+    assert arr.shape == eager.shape
+    np.testing.assert_array_equal(arr[3:9, 2], eager[3:9, 2])
+    assert len(reads) == 2  # one to learn the shape, one for the region

@@ -173,7 +173,10 @@ class PluginV3:
         strips or tiles, HDF5 chunks, rows of an ``.npy`` file.  ``None`` when the
         format can only be read whole (the default: formats without region reads).
         """
-        self.properties(index=index, **selection)  # refuses what read() refuses
+        try:
+            self.properties(index=index, **selection)  # refuses what read() refuses
+        except NotImplementedError:
+            pass
         return None
 
     def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
@@ -189,7 +192,11 @@ class PluginV3:
         The default serves formats without region reads: it checks the size guard
         for the whole image, reads it and slices.
         """
-        props = self.properties(index=index, **selection)
+        try:
+            props = self.properties(index=index, **selection)
+        except NotImplementedError:  # a plugin without properties: what read() gives
+            data = self.read(index=index, **selection)
+            return self._region_result(data[self._check_box(box, data.shape)], out, data.dtype)
         box = self._check_box(box, props.shape)
         check_nbytes(props.shape, props.dtype, self._request.filename)
         data = self.read(index=index, **selection)

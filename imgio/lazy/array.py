@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.plugin import ImageProperties
 from ..errors import BackendMissingError, FormatError
 from .sources import PluginSource, StackSource
 
@@ -42,7 +43,11 @@ def from_plugin(plugin, index: Any = None, **selection) -> "LazyArray":
             f"Cannot read {request.filename} lazily: lazy reading and to_dask reopen the "
             "file in each task, so they need a file on disk, not bytes or a file object. "
             "Use imread(), or save the data to a file first.")
-    props = plugin.properties(index=index, **selection)
+    try:
+        props = plugin.properties(index=index, **selection)
+    except NotImplementedError:  # a plugin without properties: one read tells
+        data = plugin.read(index=index, **selection)
+        props = ImageProperties(shape=data.shape, dtype=data.dtype)
     native = plugin.chunks(index=index, **selection)
     if native is None and index is Ellipsis and props.is_batch and props.n_images:
         # a batch the plugin reads only whole: stack its images, each read on its own
