@@ -5,8 +5,8 @@ A :class:`PluginSource` names one ndimage of one resource (uri, plugin name,
 plugin reported.  It never holds an open file: each process reopens the
 resource through :func:`imgio.core.imopen.imopen` and keeps the plugin in a
 small LRU cache (:data:`HANDLE_CACHE_SIZE` plugins, keyed by uri, plugin and
-the file's modification time and size; safe with threads, reset after a
-fork).  Reads go through the plugin contract only: ``read_region(box)``.
+the file's modification time and size; safe with threads, one more plugin of
+a resource opened when every cached one is busy, reset after a fork).  Reads go through the plugin contract only: ``read_region(box)``.
 
 :class:`StackSource` stacks sources of one shape along a new first axis
 (``index=...`` of formats whose batch the plugin reads only whole, e.g. the
@@ -57,11 +57,17 @@ class _Entry:
 
 
 class _HandleCache:
-    """LRU of open plugins.  One evicted while another thread reads from it is
-    closed when that thread is done; a forked child forgets the parent's."""
+    """LRU of open plugins, several per resource so threads read in parallel.
+
+    A plugin serializes its own calls, so a thread that finds every cached
+    plugin of its resource busy opens another one (up to one per CPU).  One
+    evicted while another thread reads from it is closed when that thread is
+    done; a forked child forgets the parent's.
+    """
 
     def __init__(self, size: int):
         self.size = size
+        self.per_key = max(1, os.cpu_count() or 1)
         self._lock = threading.Lock()
         self._entries: collections.OrderedDict = collections.OrderedDict()
         self._pid = os.getpid()
@@ -70,31 +76,41 @@ class _HandleCache:
         if self._pid != os.getpid():
             self._after_fork()
 
+    def _take(self, key) -> "_Entry | None":
+        """An idle cached plugin of ``key`` (or a busy one when no more may open)."""
+        group = self._entries.get(key)
+        if not group:
+            return None
+        self._entries.move_to_end(key)
+        idle = [e for e in group if e.users == 0]
+        if idle:
+            entry = idle[0]
+        elif len(group) >= self.per_key:
+            entry = min(group, key=lambda e: e.users)
+        else:
+            return None
+        entry.users += 1
+        return entry
+
     @contextlib.contextmanager
     def use(self, source: "PluginSource"):
         key = source.handle_key()
         with self._lock:
             self._check_pid()
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                entry.users += 1
+            entry = self._take(key)
         if entry is None:
-            fresh = _Entry(source.open())  # slow: outside the lock
+            entry = _Entry(source.open())  # slow: outside the lock
             doomed = []
             with self._lock:
-                entry = self._entries.get(key)
-                if entry is None:
-                    entry = self._entries[key] = fresh
-                    fresh = None
-                    while len(self._entries) > max(1, self.size):
-                        _, old = self._entries.popitem(last=False)
+                self._entries.setdefault(key, []).append(entry)
+                self._entries.move_to_end(key)
+                entry.users += 1
+                while len(self) > max(1, self.size) and len(self._entries) > 1:
+                    old_key = next(iter(self._entries))
+                    for old in self._entries.pop(old_key):
                         old.evicted = True
                         if old.users == 0:
                             doomed.append(old)
-                entry.users += 1
-            if fresh is not None:  # another thread opened the same resource first
-                doomed.append(fresh)
             for old in doomed:
                 old.close()
         try:
@@ -114,7 +130,7 @@ class _HandleCache:
     def clear(self) -> None:
         with self._lock:
             self._check_pid()
-            entries = list(self._entries.values())
+            entries = [e for group in self._entries.values() for e in group]
             self._entries.clear()
         for entry in entries:
             entry.evicted = True
@@ -122,7 +138,7 @@ class _HandleCache:
                 entry.close()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(group) for group in self._entries.values())
 
 
 _HANDLES = _HandleCache(HANDLE_CACHE_SIZE)
