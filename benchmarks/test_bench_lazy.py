@@ -19,15 +19,14 @@ import os
 import sys
 import time
 
+import dask
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
 
 import imgio
 from imgio.lazy import write_dask
-
-da = pytest.importorskip("dask.array")
-dask = pytest.importorskip("dask")
-distributed = pytest.importorskip("distributed")
 
 # the workers cannot import this file (pytest loads it by path): ship its
 # functions by value rather than by module reference
