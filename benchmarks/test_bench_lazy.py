@@ -1,6 +1,6 @@
 """Out-of-core: the mean of a file larger than the memory of the dask workers (issue 7).
 
-A uint16 stack is generated block by block with ``imgio.lazyio.write_dask`` (so
+A uint16 stack is generated block by block with ``imgio.lazy.write_dask`` (so
 the generator never holds it either), then ``imgio.to_dask(path).mean()`` runs
 on a ``dask.distributed.LocalCluster`` of 2 worker processes, 1 thread each,
 ``memory_limit=256MiB`` per worker.  Reported in ``extra_info`` and printed:
@@ -19,15 +19,14 @@ import os
 import sys
 import time
 
+import dask
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
 
 import imgio
-from imgio.lazyio import write_dask
-
-da = pytest.importorskip("dask.array")
-dask = pytest.importorskip("dask")
-distributed = pytest.importorskip("distributed")
+from imgio.lazy import write_dask
 
 # the workers cannot import this file (pytest loads it by path): ship its
 # functions by value rather than by module reference

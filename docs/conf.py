@@ -58,7 +58,7 @@ _os.chdir(_imgio_doc_tmp.name)
 import numpy as np
 import importlib.util as _ilu
 _imgio_docs_examples = %r
-_imgio_no_lazy = _ilu.find_spec("imgio.lazyio") is None
+_imgio_no_lazy = _ilu.find_spec("imgio.lazy") is None
 """ % os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 doctest_global_cleanup = """
 _os.chdir(_imgio_doc_cwd)

@@ -29,8 +29,9 @@ for _name in ("imread mimread volread mvolread imwrite mimwrite volwrite mvolwri
               "imsave mimsave volsave mvolsave read save get_reader get_writer help "
               "show_formats RETURN_BYTES formats Array").split():
     _LAZY[_name] = "imgio.v2"
-for _name in ("to_dask", "lazy", "LazyArray"):
-    _LAZY[_name] = "imgio.lazyio"
+for _name in ("to_dask", "LazyArray"):
+    _LAZY[_name] = "imgio.lazy"
+_LAZY["lazy"] = "imgio.lazy"  # the package, callable as imgio.lazy(path, ...)
 del _name
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,7 +1,13 @@
-"""Lazy arrays and dask (issue 7): imgio.lazy against the eager imread, on the
-threaded scheduler and on a real dask.distributed LocalCluster."""
+"""Lazy arrays and dask: imgio.lazy against the eager imread, on the threaded
+scheduler and on a real dask.distributed LocalCluster.
+
+The first part measures the plugin contract the lazy layer is built on
+(``chunks``/``read_region``): Hypothesis boxes over real files of every plugin
+equal ``imread()[box]``, and counted reads prove that only the chunks a box
+touches are read.  The rest checks LazyArray and dask on top of it."""
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import subprocess
@@ -9,18 +15,22 @@ import sys
 import textwrap
 import threading
 
+import cloudpickle
+import dask
+import dask.array as da
+import distributed
+import h5py
 import numpy as np
 import pytest
+import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import imgio
 import imgio.v3 as iio
 from imgio import errors
-from imgio import lazyio as lz
-
-da = pytest.importorskip("dask.array")
-dask = pytest.importorskip("dask")
-h5py = pytest.importorskip("h5py")
-tifffile = pytest.importorskip("tifffile")
+from imgio import lazy as lz
+from imgio.lazy import sources
 
 RNG = np.random.default_rng(7)
 STACK = RNG.integers(0, 60000, (12, 40, 24), dtype=np.uint16)
@@ -96,6 +106,430 @@ def small_chunks():
 def _release_handles():
     yield
     lz.clear_handle_cache()
+
+
+# -- the plugin contract: chunks() and read_region() ------------------------------------------
+@pytest.fixture(scope="module")
+def region_files(tmp_path_factory):
+    """(path, keywords) of real files of every plugin and layout, with imread's result."""
+    d = tmp_path_factory.mktemp("regions")
+    rgb = RNG.integers(0, 255, (4, 30, 20, 3), dtype=np.uint8)
+    out = {}
+
+    def add(name, path, **kw):
+        out[name] = (str(path), kw, iio.imread(path, **kw))
+
+    tifffile.imwrite(d / "tiles.tif", STACK, compression="zlib", tile=(16, 16))
+    add("tiff-tiles", d / "tiles.tif")
+    tifffile.imwrite(d / "strips.tif", STACK, compression="zlib", rowsperstrip=7)
+    add("tiff-strips", d / "strips.tif")
+    tifffile.imwrite(d / "raw.tif", STACK)
+    add("tiff-raw", d / "raw.tif")
+    tifffile.imwrite(d / "rgb.tif", rgb, compression="zlib", rowsperstrip=4, photometric="rgb")
+    add("tiff-rgb", d / "rgb.tif")
+    tifffile.imwrite(d / "planar.tif", rgb.transpose(0, 3, 1, 2).copy(), compression="zlib",
+                     tile=(16, 16), photometric="rgb", planarconfig="separate")
+    add("tiff-planar", d / "planar.tif")
+    tifffile.imwrite(d / "hyper.tif", HYPER, imagej=True, metadata={"axes": "TZCYX"})
+    add("imagej", d / "hyper.tif")
+    tifffile.imwrite(d / "hyper.ome.tif", HYPER, ome=True, metadata={"axes": "TZCYX"},
+                     compression="zlib", tile=(16, 16))
+    add("ome", d / "hyper.ome.tif")
+    with tifffile.TiffWriter(d / "pyramid.ome.tif") as w:
+        w.write(STACK[0], subifds=1, tile=(16, 16), compression="zlib")
+        w.write(STACK[0, ::2, ::2], subfiletype=1, tile=(16, 16), compression="zlib")
+    add("pyramid-level1", d / "pyramid.ome.tif", level=1)
+    with tifffile.TiffWriter(d / "series.tif") as w:
+        w.write(STACK[:3], compression="zlib", photometric="minisblack")
+        w.write(rgb[0], photometric="rgb", compression="zlib")
+    add("series1", d / "series.tif", series=1)
+    add("series-index1", d / "series.tif", index=1)
+    add("page4", d / "tiles.tif", page=4)
+    with h5py.File(d / "data.h5", "w") as f:
+        f.create_dataset("chunked", data=STACK, chunks=(3, 16, 8), compression="gzip")
+        f.create_dataset("contiguous", data=STACK)
+        f.create_dataset("plane", data=STACK[0])
+        group = f.create_group("frames")
+        for i, plane in enumerate(STACK[:5]):
+            group.create_dataset(str(i), data=plane)
+    add("h5-chunked", d / "data.h5", dataset="chunked")
+    add("h5-frame", d / "data.h5", dataset="chunked", index=3)
+    add("h5-contiguous", d / "data.h5", dataset="contiguous")
+    add("h5-plane-batch", d / "data.h5", dataset="plane", index=...)
+    add("h5-frames", d / "data.h5", dataset="frames")
+    bdv = d / "bdv.h5"
+    with h5py.File(bdv, "w") as f:  # BigDataViewer: setups and levels, int16 holding uint16
+        f["s00/resolutions"] = np.array([[1, 1, 1], [2, 2, 1]], np.float64)
+        f["s00/subdivisions"] = np.array([[16, 16, 4], [16, 16, 4]], np.int32)
+        for t in range(2):
+            vol = (STACK[:6] + t).astype("<u2")
+            f.create_dataset(f"t{t:05d}/s00/0/cells", data=vol.view("<i2"), chunks=(4, 16, 16))
+            f.create_dataset(f"t{t:05d}/s00/1/cells", data=vol[:, ::2, ::2].view("<i2"),
+                             chunks=(4, 8, 8))
+    add("bdv-level1", bdv, level=1)
+    np.save(d / "c.npy", STACK)
+    add("npy", d / "c.npy")
+    np.save(d / "f.npy", np.asfortranarray(STACK))
+    add("npy-fortran", d / "f.npy")
+    add("npy-batch", d / "c.npy", index=...)
+    np.savez(d / "stored.npz", STACK, np.asfortranarray(STACK[::-1]))
+    add("npz-stored", d / "stored.npz", index=1)
+    add("npz-stored-batch", d / "stored.npz", index=...)
+    np.savez_compressed(d / "packed.npz", STACK, STACK + 1)
+    add("npz-compressed", d / "packed.npz", index=...)
+    folder = d / "slices"
+    folder.mkdir()
+    for i, plane in enumerate(STACK):
+        tifffile.imwrite(folder / f"z{i}.tif", plane, compression="zlib", tile=(16, 16))
+    add("folder", folder)
+    add("folder-slice", folder, index=4)
+    png = folder.parent / "plane.png"
+    iio.imwrite(png, rgb[0])
+    add("png", png)
+    return out
+
+
+REGION_CASES = ["tiff-tiles", "tiff-strips", "tiff-raw", "tiff-rgb", "tiff-planar", "imagej",
+                "ome", "pyramid-level1", "series1", "series-index1", "page4", "h5-chunked",
+                "h5-frame", "h5-contiguous", "h5-plane-batch", "h5-frames", "bdv-level1", "npy",
+                "npy-fortran", "npy-batch", "npz-stored", "npz-stored-batch",
+                "npz-compressed", "folder", "folder-slice", "png"]
+
+
+@st.composite
+def _boxes(draw, shape):
+    box = []
+    for n in shape:
+        a = draw(st.integers(0, n))
+        b = draw(st.integers(a, n))
+        box.append(slice(a, b))
+    return tuple(box)
+
+
+@pytest.mark.parametrize("name", REGION_CASES)
+def test_read_region_equals_imread_box(region_files, name):
+    path, kw, eager = region_files[name]
+    with iio.imopen(path, "r") as f:
+        native = f.chunks(**kw)
+        assert native is None or len(native) == eager.ndim
+        full = f.read_region(tuple(slice(0, n) for n in eager.shape), **kw)
+        np.testing.assert_array_equal(full, eager)
+
+        @settings(max_examples=40, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(_boxes(eager.shape), st.booleans())
+        def check(box, with_out):
+            out = np.full(tuple(b.stop - b.start for b in box), 7, eager.dtype) if with_out \
+                else None
+            got = f.read_region(box, out=out, **kw)
+            if with_out:
+                assert got is out
+            assert got.flags.c_contiguous and got.dtype == eager.dtype
+            np.testing.assert_array_equal(got, eager[box])
+
+        check()
+
+
+def test_read_region_refuses_bad_boxes_and_keywords(region_files):
+    path, kw, eager = region_files["tiff-tiles"]
+    with iio.imopen(path, "r") as f:
+        for box in [(slice(0, 2),), (slice(0, 2), slice(0, 41), slice(0, 1)),
+                    (slice(0, 2, 2), slice(0, 1), slice(0, 1)), (0, slice(0, 1), slice(0, 1))]:
+            with pytest.raises(ValueError):
+                f.read_region(box)
+        with pytest.raises(errors.ShapeError):
+            f.read_region((slice(0, 2),) * 3, out=np.empty((3, 2, 2), eager.dtype))
+        with pytest.raises(errors.DTypeError):
+            f.read_region((slice(0, 2),) * 3, out=np.empty((2, 2, 2), np.float32))
+
+
+def test_native_chunks_of_each_plugin(region_files):
+    expect = {"tiff-tiles": (1, 16, 16), "tiff-strips": (1, 7, 24), "tiff-rgb": (1, 4, 20, 3),
+              "tiff-planar": (1, 1, 16, 16), "imagej": (1, 1, 1, 16, 12), "ome": (1, 1, 1, 16, 12),
+              "h5-chunked": (3, 16, 8), "h5-frame": (16, 8), "h5-contiguous": (1, 40, 24),
+              "h5-frames": (1, 40, 24), "npy": (1, 40, 24), "npy-fortran": (12, 40, 1),
+              "folder": (1, 16, 16), "png": None, "bdv-level1": (1, 4, 8, 8),
+              "npz-stored": (12, 40, 1), "npz-stored-batch": (1, 1, 40, 24),
+              "npz-compressed": None}
+    for name, native in expect.items():
+        path, kw, _ = region_files[name]
+        with iio.imopen(path, "r") as f:
+            assert f.chunks(**kw) == native, name
+
+
+def _touched(box, seg, shape):
+    """The segment grid cells (per axis) a box touches."""
+    return {idx for idx in np.ndindex(*(-(-n // s) for n, s in zip(shape, seg)))
+            if all(b.start < (i + 1) * s and b.stop > i * s for i, s, b in zip(idx, seg, box))}
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_tiff_reads_only_the_segments_a_box_touches(region_files, monkeypatch_session, data):
+    """Counting tifffile segment reads: a box decodes exactly the tiles it touches."""
+    path, kw, eager = region_files["tiff-tiles"]
+    box = data.draw(_boxes(eager.shape))
+    seen = []
+    plugin_cls = type(iio.imopen(path, "r"))
+    real = plugin_cls._region_segment
+
+    def counting(self, fh, decode, kf, offset, count, j, *args):
+        seen.append((offset, j))
+        return real(self, fh, decode, kf, offset, count, j, *args)
+
+    monkeypatch_session.setattr(plugin_cls, "_region_segment", counting)
+    with iio.imopen(path, "r") as f:
+        got = f.read_region(box)
+    monkeypatch_session.undo()
+    np.testing.assert_array_equal(got, eager[box])
+    pages = box[0].stop - box[0].start
+    in_page = _touched(box[1:], (16, 16), eager.shape[1:])
+    if got.size == 0:
+        assert seen == []
+    else:
+        assert len(seen) == pages * len(in_page)
+        assert {j for _, j in seen} == {y * 2 + x for y, x in in_page}
+        assert len(set(seen)) == len(seen)  # each segment of each page read once
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_hdf5_decodes_only_the_chunks_a_box_touches(tmp_path):
+    """A chunk overwritten with garbage breaks exactly the reads that touch it."""
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("x", data=STACK, chunks=(3, 16, 8), compression="gzip")
+        info = ds.id.get_chunk_info_by_coord((3, 16, 8))
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\x00" * info.size)
+    arr = imgio.lazy(path, dataset="x")
+    np.testing.assert_array_equal(arr[:3], STACK[:3])
+    np.testing.assert_array_equal(arr[3:6, :16], STACK[3:6, :16])
+    np.testing.assert_array_equal(arr[3:6, 16:, :8], STACK[3:6, 16:, :8])
+    np.testing.assert_array_equal(arr[3:6, 16:32, 16:], STACK[3:6, 16:32, 16:])
+    with pytest.raises(errors.CorruptFileError, match="bad.h5"):
+        arr[4, 20, 10]
+
+
+class _CountingFile(io.BytesIO):
+    def __init__(self, data):
+        super().__init__(data)
+        self.read_bytes = 0
+
+    def readinto(self, b):
+        n = super().readinto(b)
+        self.read_bytes += n
+        return n
+
+    def read(self, n=-1):
+        data = super().read(n)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_npy_reads_only_the_bytes_of_the_box(region_files):
+    path, _, eager = region_files["npy"]
+    with open(path, "rb") as fh:
+        fh_data = fh.read()
+    src = _CountingFile(fh_data)
+    with iio.imopen(src, "r", extension=".npy") as f:
+        before = src.read_bytes
+        got = f.read_region((slice(2, 4), slice(5, 9), slice(0, 24)))
+        np.testing.assert_array_equal(got, eager[2:4, 5:9])
+        header = 128
+        assert src.read_bytes - before <= got.nbytes + 2 * header
+
+
+def test_folder_opens_only_the_slices_a_box_touches(region_files, monkeypatch):
+    from imgio.plugins import folder as fp
+    path, _, eager = region_files["folder"]
+    opened = []
+    real = fp.imopen
+    monkeypatch.setattr(fp, "imopen", lambda uri, *a, **k: opened.append(os.path.basename(
+        str(uri))) or real(uri, *a, **k))
+    with iio.imopen(path, "r") as f:
+        f.properties()
+        opened.clear()
+        got = f.read_region((slice(3, 6), slice(0, 5), slice(2, 3)))
+    np.testing.assert_array_equal(got, eager[3:6, :5, 2:3])
+    assert sorted(opened) == ["z3.tif", "z4.tif", "z5.tif"]
+
+
+# -- every selection keyword reaches the plugin ---------------------------------------------
+@pytest.mark.parametrize("name", REGION_CASES)
+def test_lazy_and_dask_honour_the_selection(region_files, name):
+    path, kw, eager = region_files[name]
+    arr = imgio.lazy(path, **kw)
+    assert (arr.shape, arr.dtype) == (eager.shape, eager.dtype)
+    np.testing.assert_array_equal(np.asarray(arr), eager)
+    with dask.config.set({"array.chunk-size": "1KiB"}):
+        darr = imgio.to_dask(path, **kw)
+    assert darr.shape == eager.shape
+    np.testing.assert_array_equal(darr.compute(scheduler="threads"), eager)
+
+
+@pytest.mark.parametrize("name", ["tiff-tiles", "h5-chunked", "npy", "folder", "png"])
+def test_unknown_keywords_are_refused(region_files, name):
+    path, _, _ = region_files[name]
+    for call in (imgio.lazy, imgio.to_dask):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            call(path, no_such_keyword=1)
+
+
+def test_out_of_range_selection_raises_index_error(region_files):
+    path, _, _ = region_files["pyramid-level1"]
+    with pytest.raises(IndexError, match="level"):
+        imgio.to_dask(path, level=3)
+    with pytest.raises(IndexError):
+        imgio.lazy(region_files["series1"][0], series=5)
+
+
+# -- damage: lazy and dask raise wherever imread raises ------------------------------------------
+def _cut_files(d):
+    files = {}
+    tifffile.imwrite(d / "ij.tif", HYPER, imagej=True, metadata={"axes": "TZCYX"})
+    tifffile.imwrite(d / "ome.ome.tif", HYPER, ome=True, metadata={"axes": "TZCYX"})
+    tifffile.imwrite(d / "zlib.tif", STACK, compression="zlib")
+    tifffile.imwrite(d / "tiled.tif", STACK, tile=(16, 16))
+    tifffile.imwrite(d / "plain.tif", STACK)
+    np.save(d / "a.npy", STACK)
+    for name in ("ij.tif", "ome.ome.tif", "zlib.tif", "tiled.tif", "plain.tif", "a.npy"):
+        files[name] = (d / name).read_bytes()
+    return files
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.55, 0.8, 0.97])
+def test_cut_files_raise_like_imread(tmp_path, fraction):
+    for name, data in _cut_files(tmp_path).items():
+        cut = tmp_path / ("cut-" + name)
+        cut.write_bytes(data[:int(len(data) * fraction)])
+        try:
+            eager = iio.imread(cut)
+        except errors.CorruptFileError:
+            eager = None
+        except errors.ImgioError:  # e.g. not recognised at all any more
+            continue
+        if eager is None:
+            with pytest.raises(errors.CorruptFileError):
+                np.asarray(imgio.lazy(cut))
+            with pytest.raises(errors.CorruptFileError):
+                imgio.to_dask(cut).compute(scheduler="sync")
+        else:
+            np.testing.assert_array_equal(np.asarray(imgio.lazy(cut)), eager, err_msg=name)
+            np.testing.assert_array_equal(imgio.to_dask(cut).compute(scheduler="sync"), eager)
+
+
+# -- the size guard applies to lazy blocks ------------------------------------------------------
+def test_size_guard_applies_to_regions(region_files, monkeypatch):
+    from imgio.core import limits
+    path, kw, eager = region_files["h5-chunked"]
+    monkeypatch.setattr(limits, "MAX_BYTES", 4000)
+    arr = imgio.lazy(path, **kw)
+    np.testing.assert_array_equal(arr[0, :10], eager[0, :10])
+    with pytest.raises(errors.ImageTooLargeError):
+        arr[:5]
+    path, kw, eager = region_files["png"]  # read only whole: the whole image counts
+    monkeypatch.setattr(limits, "MAX_BYTES", 100)
+    with pytest.raises(errors.ImageTooLargeError):
+        imgio.lazy(path)[0, 0]
+
+
+# -- imgio.lazy: a package and a function -----------------------------------------------------
+def test_imgio_lazy_is_a_callable_package(files):
+    import types
+    assert isinstance(imgio.lazy, types.ModuleType) and callable(imgio.lazy)
+    assert imgio.lazy.__name__ == "imgio.lazy"
+    assert imgio.lazy(files["tiff"]).shape == STACK.shape
+    import imgio.lazyio as old
+    assert old.lazy is lz.lazy and old.write_dask is lz.write_dask
+
+
+# -- no import cycles -----------------------------------------------------------------------------
+def _import_graph():
+    """imgio module -> imgio modules it imports, module- and function-level alike."""
+    import ast
+    import pathlib
+    root = pathlib.Path(imgio.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        mod = ".".join(parts)
+        package = mod if is_pkg else ".".join(parts[:-1])
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[:len(base) - node.level + 1]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    prefix = node.module or ""
+                names = [prefix] + [f"{prefix}.{a.name}" for a in node.names]
+            else:
+                continue
+            deps.update(n for n in names if n.startswith("imgio"))
+        graph[mod] = deps
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    # a submodule's parent package runs first: imgio/__init__ imports nothing eagerly
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    cycles = [c for c in cycles if c[0] != "imgio"]  # the top package's lazy __getattr__
+    assert cycles == []
+    assert "imgio.lazy" not in {d for d in graph["imgio.core.plugin"]}
+    for layer in ("imgio.lazy", "imgio.lazy.array", "imgio.lazy.sources", "imgio.lazy.dask",
+                  "imgio.plugins.folder"):
+        assert not {d for d in graph[layer] if d.startswith(("imgio.plugins.", "imgio.v3",
+                                                               "imgio._fasttiff"))}, layer
+
+
+def test_lazy_layer_knows_no_format():
+    import pathlib
+    import re
+    root = pathlib.Path(imgio.__file__).parent / "lazy"
+    for path in root.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\\s*(import|from)\\s+(tifffile|h5py|PIL|imagecodecs)", text, re.M)
+        assert not re.search(r"numpy\\.lib\\.format|\\._tif\\b|\\._node\\b|_is_volume", text)
+        assert not re.search(r"\\.name\\s*==", text), path
+
+
+@pytest.mark.parametrize("module", ["imgio.core.plugin", "imgio.lazy", "imgio.lazy.dask",
+                                    "imgio.plugins.folder", "imgio.plugins.tifffile",
+                                    "imgio.lazyio", "imgio.core.imopen", "imgio.lazy.sources"])
+def test_each_module_imports_first_in_a_fresh_interpreter(module):
+    subprocess.run([sys.executable, "-W", "error", "-c", f"import {module}"], check=True,
+                   timeout=60)
 
 
 # -- LazyArray ------------------------------------------------------------------------------
@@ -265,7 +699,6 @@ def test_graph_pickles_without_handles(files, small_chunks):
     darr.compute()  # the handle cache now holds open files ...
     blob = pickle.dumps(darr)  # ... but the graph holds only paths
     assert len(blob) < 20000
-    cloudpickle = pytest.importorskip("cloudpickle")
     assert pickle.loads(cloudpickle.dumps(darr)).name == darr.name
     code = textwrap.dedent("""
         import pickle, sys
@@ -294,17 +727,17 @@ def test_handle_cache_is_bounded_and_sees_new_files(tmp_path):
         paths.append(p)
     for i, p in enumerate(paths):
         assert imgio.lazy(p)[1, 0, 0] == STACK[1, 0, 0] + i
-    assert len(lz._HANDLES) == lz.HANDLE_CACHE_SIZE
+    assert len(sources._HANDLES) == lz.HANDLE_CACHE_SIZE
     arr = imgio.lazy(paths[-1])
     tifffile.imwrite(paths[-1], STACK[:2] + 1000)  # same shape, new mtime and content
     os.utime(paths[-1], ns=(10**18, 10**18))
     assert arr[1, 0, 0] == STACK[1, 0, 0] + 1000
     lz.clear_handle_cache()
-    assert len(lz._HANDLES) == 0
+    assert len(sources._HANDLES) == 0
 
 
 def _sum_u8(arr):
-    return int(arr[...].sum(dtype=np.uint64)), len(lz._HANDLES)
+    return int(arr[...].sum(dtype=np.uint64)), len(sources._HANDLES)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -312,7 +745,7 @@ def test_forked_child_reopens_its_files(files):
     import multiprocessing
     arr = imgio.lazy(files["h5"], dataset="gzip")
     arr[0]  # the parent now caches an open HDF5 file
-    assert len(lz._HANDLES) == 1
+    assert len(sources._HANDLES) == 1
     with multiprocessing.get_context("fork").Pool(1) as pool:
         total, handles = pool.apply(_sum_u8, (arr,))
     assert total == STACK.sum(dtype=np.uint64)
@@ -432,7 +865,6 @@ def test_write_dask_failure_leaves_no_file(tmp_path):
 # -- on a real dask.distributed cluster ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", memory_limit="1GiB",
                                   silence_logs=40) as cluster:
@@ -471,3 +903,45 @@ def test_distributed_lazy_array_and_writes(client, files, tmp_path):
         lz.write_dask(tmp_path / name, darr, **kw)
         np.testing.assert_array_equal(iio.imread(tmp_path / name, **kw),
                                       STACK.astype("f4") / 2)
+
+
+def test_distributed_selections_and_regions(client, region_files):
+    """level=, series=, dataset= and folders, computed on two worker processes."""
+    names = ["pyramid-level1", "series1", "bdv-level1", "h5-frame", "folder", "tiff-planar", "png"]
+    work = {}
+    with dask.config.set({"array.chunk-size": "1KiB"}):
+        for name in names:
+            path, kw, _ = region_files[name]
+            darr = imgio.to_dask(path, **kw)
+            work[name] = darr[tuple(slice(n // 4, n - n // 4 or None) for n in darr.shape)]
+    results = client.gather(client.compute(work))
+    for name in names:
+        eager = region_files[name][2]
+        box = tuple(slice(n // 4, n - n // 4 or None) for n in eager.shape)
+        np.testing.assert_array_equal(results[name], eager[box], err_msg=name)
+
+
+
+def test_a_plugin_without_region_reads_or_properties_still_works_lazily(region_files,
+                                                                         monkeypatch):
+    """The base-class defaults: chunks() None, read_region() reads whole and slices."""
+    from imgio.core.plugin import PluginV3
+    from imgio.plugins.pillow import PillowPlugin
+    path, _, eager = region_files["png"]
+    reads = []
+    real_read = PillowPlugin.read
+
+    def counting_read(self, **kw):
+        reads.append(kw)
+        return real_read(self, **kw)
+
+    def no_properties(self, **kw):
+        raise NotImplementedError
+
+    monkeypatch.setattr(PillowPlugin, "read", counting_read)
+    monkeypatch.setattr(PillowPlugin, "properties", no_properties)
+    assert PillowPlugin.chunks is PluginV3.chunks and PillowPlugin.read_region is PluginV3.read_region
+    arr = imgio.lazy(path)
+    assert arr.shape == eager.shape
+    np.testing.assert_array_equal(arr[3:9, 2], eager[3:9, 2])
+    assert len(reads) == 2  # one to learn the shape, one for the region

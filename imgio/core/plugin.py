@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import _thread
 import threading
 from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import ClosedError
+from ..errors import ClosedError, DTypeError, ShapeError
+from .limits import check_nbytes
 from .request import Request
 
-__all__ = ["ImageProperties", "PluginV3"]
+__all__ = ["ImageProperties", "PluginV3", "ARRAY_ADAPTERS"]
+
+#: adapters the layers above register (``"dask"``: ``adapter(plugin, index=, chunks=,
+#: **selection)`` for :meth:`PluginV3.to_dask`); the core never imports them
+ARRAY_ADAPTERS: dict[str, Any] = {}
+#: the module that registers each adapter, loaded by name on first use
+_ADAPTER_MODULES = {"dask": "imgio.lazy"}
 
 
 @dataclasses.dataclass
@@ -69,7 +77,8 @@ class ImageProperties:
 _RLock = getattr(_thread, "RLock", None) or threading.RLock
 
 #: plugin methods that run under the plugin's lock (see :class:`PluginV3`)
-_LOCKED_METHODS = ("read", "write", "append", "properties", "metadata")
+_LOCKED_METHODS = ("read", "write", "append", "properties", "metadata", "chunks",
+                   "read_region")
 
 
 def _locked(method):
@@ -156,10 +165,97 @@ class PluginV3:
         """
         self.write(frame, **kwargs)
 
-    def to_dask(self, *, index: Any = None, chunks: Any = "native"):
-        """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazyio`)."""
-        from ..lazyio import plugin_to_dask
-        return plugin_to_dask(self, index=index, chunks=chunks)
+    # -- region reads (the contract imgio.lazy and imgio.to_dask build on) ----------
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """Native chunk shape of the ndimage ``read(index=index, **selection)`` returns.
+
+        One int per axis (an axis read whole has its full length): TIFF pages,
+        strips or tiles, HDF5 chunks, rows of an ``.npy`` file.  ``None`` when the
+        format can only be read whole (the default: formats without region reads).
+        """
+        try:
+            self.properties(index=index, **selection)  # refuses what read() refuses
+        except NotImplementedError:
+            pass
+        return None
+
+    def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
+        """``read(index=index, **selection)[box]``, reading only what the chunks that box touches need.
+
+        ``box``: a tuple of ``slice(start, stop)`` with step 1 and
+        ``0 <= start <= stop <= n``, one per axis.  ``out``: an optional
+        C-contiguous array of the box's shape and the ndimage's dtype, filled and
+        returned.  Raises :class:`~imgio.errors.CorruptFileError` for damage and
+        :class:`~imgio.errors.ImageTooLargeError` past the size guard
+        (:mod:`imgio.core.limits`).
+
+        The default serves formats without region reads: it checks the size guard
+        for the whole image, reads it and slices.
+        """
+        try:
+            props = self.properties(index=index, **selection)
+        except NotImplementedError:  # a plugin without properties: what read() gives
+            data = self.read(index=index, **selection)
+            return self._region_result(data[self._check_box(box, data.shape)], out, data.dtype)
+        box = self._check_box(box, props.shape)
+        check_nbytes(props.shape, props.dtype, self._request.filename)
+        data = self.read(index=index, **selection)
+        return self._region_result(data[box], out, props.dtype)
+
+    def to_dask(self, *, index: Any = None, chunks: Any = "native", **selection):
+        """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazy`).
+
+        Provided by the lazy layer, which registers itself in
+        :data:`ARRAY_ADAPTERS` when imported; the core imports nothing from the
+        layers above it and finds the layer by module name, as the registry
+        finds plugins.
+        """
+        adapter = ARRAY_ADAPTERS.get("dask")
+        if adapter is None:  # found by name, as the registry finds plugins
+            importlib.import_module(_ADAPTER_MODULES["dask"])
+            adapter = ARRAY_ADAPTERS["dask"]
+        return adapter(self, index=index, chunks=chunks, **selection)
+
+    # helpers for read_region implementations
+    def _check_box(self, box, shape) -> tuple[slice, ...]:
+        """``box`` validated against ``shape``: a tuple of step-1 slices within bounds."""
+        if not isinstance(box, tuple):
+            box = tuple(box)
+        shape = tuple(shape)
+        if len(box) != len(shape):
+            raise ValueError(f"{self._request.filename}: a box needs one slice per axis of "
+                             f"the shape {shape}, got {len(box)}.")
+        for axis, (b, n) in enumerate(zip(box, shape)):
+            if (not isinstance(b, slice) or b.step not in (None, 1) or b.start is None
+                    or b.stop is None or not 0 <= b.start <= b.stop <= n):
+                raise ValueError(f"{self._request.filename}: box entry {b!r} for axis {axis} "
+                                 f"(length {n}) must be slice(start, stop) with "
+                                 "0 <= start <= stop <= length.")
+        return tuple(slice(int(b.start), int(b.stop)) for b in box)
+
+    def _region_out(self, box, dtype, out=None) -> np.ndarray:
+        """The array a region read fills: ``out`` (checked) or a new one (size-guarded)."""
+        shape = tuple(b.stop - b.start for b in box)
+        dtype = np.dtype(dtype)
+        if out is None:
+            check_nbytes(shape, dtype, self._request.filename)
+            return np.empty(shape, dtype)
+        if not isinstance(out, np.ndarray) or out.shape != shape:
+            raise ShapeError(f"out has shape {getattr(out, 'shape', None)}, but the box of "
+                             f"{self._request.filename} has shape {shape}")
+        if out.dtype != dtype:
+            raise DTypeError(f"out has dtype {out.dtype}, but {self._request.filename} "
+                             f"is {dtype}")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("out must be a writeable C-contiguous array")
+        return out
+
+    def _region_result(self, region: np.ndarray, out, dtype) -> np.ndarray:
+        if out is None:
+            return np.ascontiguousarray(region)
+        target = self._region_out(tuple(slice(0, n) for n in region.shape), dtype, out)
+        np.copyto(target, region)
+        return target
 
     def check_read_size(self, *, index: Any = None, limit=None, **selection) -> None:
         """Raise :class:`~imgio.errors.ImageTooLargeError` if a read would pass ``limit``.
@@ -168,7 +264,6 @@ class PluginV3:
         select the image (``page``, ``dataset`` ...).  The default asks
         :meth:`properties`; plugins with a cheaper answer override it.
         """
-        from .limits import check_nbytes
         try:
             props = self.properties(index=index, **selection)
         except NotImplementedError:

@@ -4,9 +4,11 @@
 stacked along a new first axis, in natural order (``z2`` before ``z10``).
 Every slice must have the shape and dtype of the first; a mismatch names the
 file.  The volume is allocated once and filled by a small thread pool, each
-thread reading its slices straight into their place: TIFF slices through
-:mod:`imgio._fasttiff` (when it takes the file) or tifffile, other formats
-through :func:`imgio.v3.imread`.
+thread reading its slices straight into their place.  Each slice is opened
+with :func:`~imgio.core.imopen.imopen` and read through its own plugin's
+contract (``properties``, ``read_region(out=)``): the folder knows no format.
+Region reads (``imgio.lazy``, ``imgio.to_dask``) open only the slices a box
+touches and ask each for its part of the box.
 
 ``index``
     ``None`` or ``...``: the volume.  An int ``i``: slice ``i``, except that
@@ -17,6 +19,8 @@ whatever it matches.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +28,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .. import _fasttiff, _kernels
+from .. import _kernels
 from ..core import registry
+from ..core.imopen import imopen
+from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
-from ..errors import (CorruptFileError, DTypeError, ImageTooLargeError, InitializationError,
-                      ShapeError)
-from . import tifffile as _tp
+from ..errors import DTypeError, InitializationError, ShapeError
 
 #: raw slices at least this large are read on every CPU (see _default_workers)
 _THREADED_SLICE = 1 << 20
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+#: spellings of micrometres in ImageJ's ``unit``
+_MICRONS = {"um", "µm", "μm", "micron", "microns", "micrometer", "micrometre"}
 
 __all__ = ["FolderPlugin", "natural_key"]
 
@@ -44,13 +49,17 @@ def natural_key(path: str) -> tuple:
     return tuple(int(t) if i % 2 else t.casefold() for i, t in enumerate(parts))
 
 
+@functools.lru_cache(maxsize=None)
+def _takes_out(cls: type) -> bool:
+    """Whether a plugin class's ``read`` takes ``out=`` (an array to fill)."""
+    try:
+        return "out" in inspect.signature(cls.read).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _image_extensions() -> set[str]:
     return {ext for ext in registry.known_extensions()}
-
-
-def _is_tiff_file(path: str) -> bool:
-    with open(path, "rb") as fh:
-        return registry._tiff(fh.read(4))
 
 
 class FolderPlugin(PluginV3):
@@ -92,17 +101,9 @@ class FolderPlugin(PluginV3):
 
     @staticmethod
     def _slice_info(path: str) -> tuple[tuple, np.dtype]:
-        if _is_tiff_file(path):
-            import tifffile
-            try:
-                with tifffile.TiffFile(path) as tif:
-                    ser = tif.series[0]
-                    return tuple(ser.shape), ser.dtype
-            except _tp._DAMAGE as exc:
-                raise CorruptFileError(f"{path}: cannot parse this TIFF slice: {exc}") from exc
-        from .. import v3
-        props = v3.improps(path)
-        return props.shape, props.dtype
+        with imopen(path, "r") as f:
+            props = f.properties()
+        return tuple(props.shape), props.dtype
 
     def _is_volume(self, index: Any) -> bool:
         """Whether ``index`` means the whole stack (``None``, ``...``, or v2's volread 0)."""
@@ -111,40 +112,37 @@ class FolderPlugin(PluginV3):
 
     # -- reading ------------------------------------------------------------------------
     def read(self, *, index: Any = None, out: np.ndarray | None = None,
-             maxworkers: int | None = None, fast: bool = True, progress=None,
-             **kwargs) -> np.ndarray:
-        """The volume (``index=None``/``...``) or slice ``index``."""
+             maxworkers: int | None = None, progress=None, **kwargs) -> np.ndarray:
+        """The volume (``index=None``/``...``) or slice ``index``.
+
+        Other keywords (e.g. ``fast=False``) go to each slice's own plugin, which
+        honours or refuses them.
+        """
         self._check_open()
-        if kwargs:
-            raise TypeError(f"the folder plugin's read() got unexpected keywords {sorted(kwargs)}")
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             path = self._files[i]
             if out is None:
                 shape, dtype = self._slice_info(path)
+                check_nbytes(shape, dtype, path)
                 out = np.empty(shape, dtype)
-            self._read_into(path, out, fast, what=f"slice {i}")
+            self._read_into(path, out, kwargs, what=f"slice {i}")
             return out
-        return self._read_volume(out, maxworkers, fast, progress)
+        return self._read_volume(out, maxworkers, kwargs, progress)
 
-    def _read_volume(self, out, maxworkers, fast, progress=None) -> np.ndarray:
+    def _read_volume(self, out, maxworkers, kwargs, progress=None) -> np.ndarray:
         """Fill the volume; ``progress`` (``True`` or ``callback(done, total)``)
         is told as slices finish."""
         from ..progress import make_progress
         with make_progress(progress, len(self._files), "slices", unit="slice") as prog:
-            return self._fill_volume(out, maxworkers, fast, prog)
+            return self._fill_volume(out, maxworkers, kwargs, prog)
 
-    def _fill_volume(self, out, maxworkers, fast, prog) -> np.ndarray:
+    def _fill_volume(self, out, maxworkers, kwargs, prog) -> np.ndarray:
         shape, dtype = self._first()
         n = len(self._files)
         full = (n,) + tuple(shape)
         if out is None:
-            nbytes = float(np.prod(full, dtype=np.float64)) * dtype.itemsize
-            if nbytes > _tp._memory_limit():
-                raise ImageTooLargeError(
-                    f"{self._request.filename}: {n} slices of {shape} {dtype} make "
-                    f"{nbytes / 2**30:.1f} GiB, more than imgio may allocate; read slices "
-                    "with index=i or imiter().")
+            check_nbytes(full, dtype, self._request.filename)
             out = np.empty(full, dtype)
         elif not isinstance(out, np.ndarray) or out.shape != full:
             raise ShapeError(f"out has shape {getattr(out, 'shape', None)}, but the "
@@ -158,7 +156,7 @@ class FolderPlugin(PluginV3):
         workers = min(workers, n)
 
         def job(i: int) -> None:
-            self._read_into(self._files[i], out[i], fast, what=f"slice {i}")
+            self._read_into(self._files[i], out[i], kwargs, what=f"slice {i}")
 
         if workers == 1:
             for i in range(n):
@@ -198,72 +196,45 @@ class FolderPlugin(PluginV3):
             return cpus
         return 1 if stored >= nbytes else cpus
 
-    def _mismatch(self, path: str, what: str, shape, dtype, dst: np.ndarray) -> ShapeError:
-        cls = ShapeError if tuple(shape) != dst.shape else DTypeError
+    def _mismatch(self, path: str, what: str, shape, dtype, want_shape, want_dtype) -> ShapeError:
+        cls = ShapeError if tuple(shape) != tuple(want_shape) else DTypeError
         return cls(f"{path}: {what} has shape {tuple(shape)} and dtype {dtype}, but "
-                   f"{self._files[0]} has {dst.shape} {dst.dtype}; every slice of "
+                   f"{self._files[0]} has {tuple(want_shape)} {want_dtype}; every slice of "
                    f"{self._request.filename} must have the same shape and dtype.")
 
-    def _read_into(self, path: str, dst: np.ndarray, fast: bool, what: str) -> None:
-        """Read one slice file into ``dst`` (checking its shape and dtype)."""
-        if fast and dst.flags.c_contiguous:
-            # one open per slice: the head read here both identifies TIFF and
-            # serves the fast parser, which reads the pixels from the same descriptor
-            fd = os.open(path, _READ_FLAGS)
-            try:
-                size = os.fstat(fd).st_size
-                head = os.pread(fd, _fasttiff._HEAD, 0)  # all the parser reads first
-                if not registry._tiff(head[:4]):
-                    tiff = False
-                else:
-                    tiff = True
-                    try:
-                        got = _tp._try_fast(path, out=dst, fd=fd, head=head, size=size)
-                    except (ShapeError, DTypeError) as exc:
-                        msg = str(exc) if path in str(exc) else f"{path}: {what}: {exc}"
-                        raise type(exc)(msg) from exc
-                    if got is not None:
-                        if got is not dst:
-                            if got.shape != dst.shape or got.dtype != dst.dtype:
-                                raise self._mismatch(path, what, got.shape, got.dtype, dst)
-                            _kernels.copy_frame(dst, got)
-                        return
-            finally:
-                os.close(fd)
-        else:
-            tiff = _is_tiff_file(path)
-        if tiff:
-            self._read_tiff_into(path, dst, what)
-            return
-        from .. import v3
-        image = v3.imread(path)
-        if image.shape != dst.shape or image.dtype != dst.dtype:
-            raise self._mismatch(path, what, image.shape, image.dtype, dst)
-        _kernels.copy_frame(dst, image)
+    def _read_into(self, path: str, dst: np.ndarray, kwargs: dict, what: str,
+                   box: tuple | None = None) -> None:
+        """Read one slice file (or the ``box`` of it) into ``dst``, checking its shape and dtype.
 
-    def _read_tiff_into(self, path: str, dst: np.ndarray, what: str) -> None:
-        import tifffile
-        try:
-            with tifffile.TiffFile(path) as tif:
-                ser = tif.series[0]
-                if tuple(ser.shape) != dst.shape or ser.dtype != dst.dtype:
-                    raise self._mismatch(path, what, ser.shape, ser.dtype, dst)
-                offset = ser.dataoffset if ser.keyframe.compression == 1 else None
-                if offset is not None and dst.flags.c_contiguous and ser.dtype.kind in "biufc":
-                    size = os.path.getsize(path)
-                    if offset + dst.nbytes > size:
-                        raise CorruptFileError(
-                            f"{path}: {what} declares {dst.nbytes} bytes of pixels at offset "
-                            f"{offset}, but the file holds only {size} bytes.")
-                    _tp._pread_into(path, offset, dst, 1)
-                    if tif.byteorder != _tp._NATIVE and dst.dtype.itemsize > 1:
-                        dst.byteswap(inplace=True)
-                else:
-                    ser.asarray(out=dst, maxworkers=1)
-        except (ShapeError, DTypeError, CorruptFileError):
-            raise
-        except _tp._DAMAGE as exc:
-            raise CorruptFileError(f"{path}: {what} cannot be read: {exc}") from exc
+        A whole slice goes to its plugin's ``read(out=dst)`` when that ``read``
+        takes ``out`` (the plugin checks the shape; the TIFF fast path then
+        never parses the file twice), else ``read()`` and a copy.
+        """
+        with imopen(path, "r") as f:
+            if box is None and not kwargs and dst.flags.c_contiguous and _takes_out(type(f)):
+                try:
+                    got = f.read(out=dst)
+                except (ShapeError, DTypeError) as exc:
+                    msg = str(exc) if path in str(exc) else f"{path}: {what}: {exc}"
+                    raise type(exc)(msg) from exc
+                if got is not dst:
+                    if got.shape != dst.shape or got.dtype != dst.dtype:
+                        raise self._mismatch(path, what, got.shape, got.dtype, dst.shape,
+                                             dst.dtype)
+                    _kernels.copy_frame(dst, got)
+                return
+            props = f.properties()
+            shape, dtype = tuple(props.shape), props.dtype
+            expected = dst.shape if box is None else self._first()[0]
+            if shape != tuple(expected) or dtype != dst.dtype:
+                raise self._mismatch(path, what, shape, dtype, expected, dst.dtype)
+            if kwargs:  # keywords for the slice's plugin: its read() takes them
+                image = f.read(**kwargs)
+                _kernels.copy_frame(dst, image if box is None else image[box])
+            elif dst.flags.c_contiguous:
+                f.read_region(box or tuple(slice(0, n) for n in shape), out=dst)
+            else:
+                np.copyto(dst, f.read_region(box or tuple(slice(0, n) for n in shape)))
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         """Yield the slices one by one, in natural order."""
@@ -275,11 +246,17 @@ class FolderPlugin(PluginV3):
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape ``(n, *slice)`` and the slices' spacing, reading one slice's header only."""
         self._check_open()
-        from .. import v3
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
-            return v3.improps(self._files[i], **kwargs)
-        props = v3.improps(self._files[0])
+            with imopen(self._files[i], "r") as f:
+                return f.properties(**kwargs)
+        if kwargs:
+            raise TypeError(f"properties() got an unexpected keyword argument "
+                            f"{next(iter(kwargs))!r}")
+        with imopen(self._files[0], "r") as f:
+            props = f.properties()
+        if self._slice is None:
+            self._slice = (tuple(props.shape), props.dtype)
         n = len(self._files)
         axes = None if props.axes is None else "Z" + props.axes
         spacing = units = None
@@ -296,27 +273,68 @@ class FolderPlugin(PluginV3):
 
     def _z_spacing(self) -> tuple[float, str | None] | None:
         """The slice spacing an ImageJ slice records (``spacing`` and ``unit``), if any."""
-        path = self._files[0]
-        if not _is_tiff_file(path):
-            return None
-        import tifffile
         try:
-            with tifffile.TiffFile(path) as tif:
-                ij = tif.imagej_metadata if tif.is_imagej else None
+            with imopen(self._files[0], "r") as f:
+                ij = f.metadata().get("imagej_metadata")
         except Exception:
             return None
-        if not ij:
+        if not isinstance(ij, dict):
             return None
-        dz = _tp._positive(ij.get("spacing"))
-        unit = _tp.normalize_unit(ij.get("unit"))
-        return (dz, unit) if dz is not None and unit is not None else None
+        try:
+            dz = float(ij.get("spacing"))
+        except (TypeError, ValueError):
+            return None
+        unit = ij.get("unit")
+        if isinstance(unit, str) and unit.strip().lower() in _MICRONS:
+            unit = "um"
+        if not (dz > 0 and dz == dz and dz != float("inf")) or not isinstance(unit, str):
+            return None
+        return dz, unit
 
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         """``index=None``: the file list plus the first slice's metadata; ``i``: slice ``i``'s."""
         self._check_open()
-        from .. import v3
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
-            return v3.immeta(self._files[i], exclude_applied=exclude_applied, **kwargs)
+            with imopen(self._files[i], "r") as f:
+                return f.metadata(exclude_applied=exclude_applied, **kwargs)
+        with imopen(self._files[0], "r") as f:
+            first = f.metadata(exclude_applied=exclude_applied)
         return {"files": list(self._files), "n_files": len(self._files),
-                "first_slice": v3.immeta(self._files[0], exclude_applied=exclude_applied)}
+                "first_slice": first}
+
+    # -- region reads (imgio.lazy, imgio.to_dask) -----------------------------------------
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """One slice along the first axis, and each slice's own chunks."""
+        self._check_open()
+        if selection:
+            raise TypeError(f"chunks() got an unexpected keyword argument "
+                            f"{next(iter(selection))!r}")
+        if not self._is_volume(index):
+            i = self._normalize_index(index, len(self._files), "slice")
+            with imopen(self._files[i], "r") as f:
+                return f.chunks()
+        with imopen(self._files[0], "r") as f:
+            inner = f.chunks()
+            if inner is None:
+                inner = tuple(f.properties().shape)
+        return (1,) + tuple(inner)
+
+    def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
+        """``read(...)[box]``: each slice the box touches, opened and asked for its part."""
+        self._check_open()
+        if selection:
+            raise TypeError(f"read_region() got an unexpected keyword argument "
+                            f"{next(iter(selection))!r}")
+        if not self._is_volume(index):
+            i = self._normalize_index(index, len(self._files), "slice")
+            with imopen(self._files[i], "r") as f:
+                return f.read_region(box, out=out)
+        shape, dtype = self._first()
+        box = self._check_box(box, (len(self._files),) + tuple(shape))
+        out = self._region_out(box, dtype, out)
+        if out.size:
+            a = box[0].start
+            for i in range(a, box[0].stop):
+                self._read_into(self._files[i], out[i - a], {}, f"slice {i}", box=box[1:])
+        return out

@@ -1197,3 +1197,92 @@ class Hdf5Plugin(PluginV3):
         ds.resize(n + 1, axis=0)
         if arr.size:
             ds.write_direct(np.ascontiguousarray(arr), dest_sel=np.s_[n])
+
+    # -- region reads (imgio.lazy, imgio.to_dask) -----------------------------------------
+    def _region_node(self, index: Any, dataset, level, setup, selection) -> tuple:
+        """``(node, frame or None, single)`` for ``read(index=index, ...)``.
+
+        ``frame``: the frame ``index`` picks along axis 0; ``single``: a 2-D
+        image stacked as a batch of one (``index=...``).
+        """
+        for key in selection:
+            raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+        index = self._volume_index(index)
+        node = self._node(dataset, level, setup)
+        if len(node.shape) <= 2:
+            if index is Ellipsis:
+                return node, None, True
+            if index is not None:
+                self._normalize_index(index, 1)
+            return node, None, False
+        if index is None or index is Ellipsis:
+            return node, None, False
+        return node, self._normalize_index(index, node.shape[0], "frame"), False
+
+    @staticmethod
+    def _node_chunks(node) -> tuple:
+        members = getattr(node, "members", None)
+        if members is not None:
+            return (1,) + Hdf5Plugin._node_chunks(members[0])
+        ds = node.ds
+        if ds.chunks is not None:
+            native = tuple(ds.chunks)
+        elif len(node.shape) > 2:
+            native = (1,) + tuple(node.shape[1:])
+        else:
+            native = tuple(node.shape)
+        return tuple(max(1, min(c, n)) for c, n in zip(native, node.shape))
+
+    def chunks(self, *, index: Any = None, dataset: str | None = None, level: int | None = None,
+               setup: int | None = None, **selection) -> tuple[int, ...] | None:
+        """The dataset's HDF5 chunks (a contiguous dataset: one frame along axis 0)."""
+        node, frame, single = self._region_node(index, dataset, level, setup, selection)
+        native = self._node_chunks(node)
+        if single:
+            return (1,) + native
+        return native[1:] if frame is not None else native
+
+    def read_region(self, box, *, index: Any = None, out=None, dataset: str | None = None,
+                    level: int | None = None, setup: int | None = None,
+                    **selection) -> np.ndarray:
+        """``read(...)[box]`` through h5py's ``read_direct``: HDF5 decodes only the
+        chunks the box touches."""
+        node, frame, single = self._region_node(index, dataset, level, setup, selection)
+        if single:
+            shape = (1,) + tuple(node.shape)
+        elif frame is not None:
+            shape = tuple(node.shape[1:])
+        else:
+            shape = tuple(node.shape)
+        box = self._check_box(box, shape)
+        out = self._region_out(box, node.dtype, out)
+        if out.size == 0:
+            return out
+        if single:
+            box, view = box[1:], out[0]
+        elif frame is not None:
+            box, view = (slice(frame, frame + 1),) + box, out[None]
+        else:
+            view = out
+        try:
+            self._node_region(node, box, view)
+        except _DAMAGE as exc:
+            if isinstance(exc, ImgioError):
+                raise
+            raise self._damaged(exc) from exc
+        return out
+
+    def _node_region(self, node, box, out) -> None:
+        members = getattr(node, "members", None)
+        if members is not None:
+            a = box[0].start
+            for i in range(a, box[0].stop):
+                self._node_region(members[i], box[1:], out[i - a])
+            return
+        ds = node.ds
+        if node.view is not None:
+            out = out.view(ds.dtype)
+        if ds.ndim == 0:
+            out[...] = ds[()]
+        else:
+            ds.read_direct(out, source_sel=box)

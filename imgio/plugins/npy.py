@@ -6,6 +6,7 @@ member headers, so ``improps`` never decompresses pixel data.
 """
 from __future__ import annotations
 
+import math
 import re
 import struct
 import tokenize
@@ -110,6 +111,103 @@ class NpyPlugin(PluginV3):
         if self._request.kind == "return_bytes":
             return self._close(success=True)
         return None
+
+
+    # -- region reads (imgio.lazy, imgio.to_dask) -----------------------------------------
+    def _layout(self) -> tuple[int, bool]:
+        """(offset of the raw array bytes, Fortran order) from the header."""
+        try:
+            fh = self._request.get_file()
+            fh.seek(0)
+            _, _, fortran = _header(fh)
+            return fh.tell(), bool(fortran)
+        except _DAMAGE as exc:
+            raise CorruptFileError(f"{self._request.filename}: damaged .npy header: {exc}") from exc
+
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """Rows along the first axis (the last for a Fortran-order array)."""
+        props = self.properties(index=index, **selection)
+        if selection:
+            raise TypeError(f"chunks() got an unexpected keyword argument {next(iter(selection))!r}")
+        shape = tuple(self._shape)
+        if len(shape) < 2:
+            native = shape
+        elif self._layout()[1]:
+            native = shape[:-1] + (1,)
+        else:
+            native = (1,) + shape[1:]
+        native = tuple(max(1, n) for n in native)
+        return ((1,) + native) if len(props.shape) > len(shape) else native
+
+    def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
+        """``read(...)[box]`` from the array's bytes: positioned reads of each
+        contiguous run the box covers (a file on disk with many runs: a memory map)."""
+        self._check_open()
+        for key in selection:
+            raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+        props = self.properties(index=index)
+        box = self._check_box(box, props.shape)
+        if self._dtype.hasobject:
+            return super().read_region(box, index=index, out=out)
+        out = self._region_out(box, self._dtype, out)
+        if out.size == 0:
+            return out
+        if len(props.shape) > len(self._shape):  # index=...: a batch of one
+            box, view = box[1:], out[0]
+        else:
+            view = out
+        offset, fortran = self._layout()
+        _region_from_bytes(self._request, offset, tuple(self._shape), self._dtype, fortran,
+                           box, view, self._request.filename)
+        return out
+
+
+def _region_from_bytes(request, offset: int, shape: tuple, dtype: np.dtype, fortran: bool,
+                       box: tuple, out: np.ndarray, what: str) -> None:
+    """Fill ``out`` with ``array[box]`` of a raw array stored at ``offset`` of the resource."""
+    size = request.size()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if size is not None and offset + nbytes > size:
+        raise CorruptFileError(
+            f"{what}: the header declares {shape} {dtype} ({nbytes} bytes after offset "
+            f"{offset}), but the file holds {size} bytes.")
+    if fortran:  # the transposed C-order array
+        shape, box = shape[::-1], box[::-1]
+        tmp = np.empty(tuple(b.stop - b.start for b in box), dtype)
+        _read_runs(request, offset, shape, dtype, box, tmp, what)
+        out[...] = tmp.T
+    else:
+        _read_runs(request, offset, shape, dtype, box, out, what)
+
+
+def _read_runs(request, offset: int, shape: tuple, dtype: np.dtype, box: tuple,
+               out: np.ndarray, what: str) -> None:
+    """Fill C-contiguous ``out`` with ``array[box]`` of a C-order array at ``offset``."""
+    k = len(shape)  # axes k.. are read whole
+    while k > 0 and box[k - 1].start == 0 and box[k - 1].stop == shape[k - 1]:
+        k -= 1
+    lead = box[:max(k - 1, 0)]  # one run per index of these axes
+    runs = math.prod(b.stop - b.start for b in lead)
+    if runs > 64 and request.kind == "path":
+        mm = np.memmap(request.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+        try:
+            np.copyto(out, mm[box])
+        finally:
+            del mm
+        return
+    itemsize = dtype.itemsize
+    strides = [itemsize * math.prod(shape[i + 1:]) for i in range(len(shape))]
+    flat = out.reshape(runs, -1) if runs else out
+    run_bytes = flat.shape[-1] * itemsize if runs else 0
+    fh = request.get_file()
+    base = offset + sum(box[i].start * strides[i] for i in range(len(lead), len(shape)))
+    for j, idx in enumerate(np.ndindex(*(b.stop - b.start for b in lead))):
+        pos = base + sum((lead[i].start + v) * strides[i] for i, v in enumerate(idx))
+        fh.seek(pos)
+        got = fh.readinto(memoryview(flat[j]).cast("B"))
+        if got != run_bytes:
+            raise CorruptFileError(f"{what}: the array is truncated "
+                                   f"(read {got} of {run_bytes} bytes at offset {pos}).")
 
 
 class NpzPlugin(PluginV3):
@@ -227,3 +325,73 @@ class NpzPlugin(PluginV3):
             save = np.savez_compressed if getattr(self, "_compress", True) else np.savez
             save(self._request.get_file(), *self._pending)
             self._pending = []
+
+    # -- region reads: stored (uncompressed) members from their bytes, others whole
+    def _stored(self, i: int) -> tuple[int, tuple, np.dtype, bool] | None:
+        """(offset of the raw array, shape, dtype, fortran) of a stored member, else None."""
+        info = self._zip.getinfo(self._names[i])
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return None
+        try:
+            fh = self._request.get_file()
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError("bad local file header")
+            n, m = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + n + m)
+            shape, dtype, fortran = _header(fh)
+            offset = fh.tell()
+        except _DAMAGE as exc:
+            raise CorruptFileError(
+                f"{self._request.filename}: member {self._names[i]} is damaged: {exc}") from exc
+        if dtype.hasobject:
+            return None
+        return offset, tuple(shape), dtype, bool(fortran)
+
+    def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
+        """Rows of a stored member (as for ``.npy``); None for compressed members."""
+        if selection:
+            raise TypeError(f"chunks() got an unexpected keyword argument "
+                            f"{next(iter(selection))!r}")
+        self._check_open()
+        self.properties(index=index)
+        n = len(self._names)
+        members = range(n) if index is Ellipsis else [
+            self._normalize_index(0 if index is None else index, n, "array")]
+        stored = [self._stored(i) for i in members]
+        if not stored or any(s is None for s in stored):
+            return None
+        _, shape, _, fortran = stored[0]
+        if len(shape) < 2:
+            native = shape
+        else:
+            native = shape[:-1] + (1,) if fortran else (1,) + shape[1:]
+        native = tuple(max(1, v) for v in native)
+        return ((1,) + native) if index is Ellipsis else native
+
+    def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
+        """``read(...)[box]``: stored members from their bytes, compressed ones whole."""
+        self._check_open()
+        for key in selection:
+            raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+        props = self.properties(index=index)
+        box = self._check_box(box, props.shape)
+        n = len(self._names)
+        if index is Ellipsis:
+            members = list(range(box[0].start, box[0].stop))
+            inner = box[1:]
+        else:
+            members = [self._normalize_index(0 if index is None else index, n, "array")]
+            inner = box
+        stored = [self._stored(i) for i in members]
+        if any(s is None for s in stored):
+            return super().read_region(box, index=index, out=out)
+        out = self._region_out(box, props.dtype, out)
+        if out.size == 0:
+            return out
+        views = list(out) if index is Ellipsis else [out]
+        for i, (offset, shape, dtype, fortran), view in zip(members, stored, views):
+            _region_from_bytes(self._request, offset, shape, dtype, fortran, inner, view,
+                               f"{self._request.filename} (member {self._names[i]})")
+        return out

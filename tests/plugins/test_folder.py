@@ -68,7 +68,7 @@ def test_volume_mode_index_zero_is_the_volume(stack):
 
 
 def test_v2_volread_folder(stack):
-    v2 = pytest.importorskip("imgio.v2")
+    import imgio.v2 as v2
     folder, expected = stack
     np.testing.assert_array_equal(v2.volread(folder), expected)
 
@@ -197,3 +197,48 @@ def test_default_workers_follow_slice_storage(tmp_path, monkeypatch, side, compr
     used.clear()
     iio.imread(tmp_path, maxworkers=2)  # the caller's choice wins
     assert used == [2]
+
+
+def test_region_reads_compose_slice_plugins(tmp_path):
+    """chunks()/read_region() of a folder of mixed formats: each slice through its plugin."""
+    slices = _slices(n=5, shape=(20, 18), dtype=np.uint8)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, s in enumerate(slices):
+        if i % 2:
+            iio.imwrite(folder / f"s{i}.png", s)
+        else:
+            tifffile.imwrite(folder / f"s{i}.tif", s, tile=(16, 16), compression="zlib")
+    expected = np.stack(slices)
+    with iio.imopen(folder, "r") as f:
+        assert f.chunks() == (1, 16, 16)  # the first slice's tiles
+        np.testing.assert_array_equal(f.read(), expected)
+        for box in [(slice(1, 4), slice(3, 17), slice(0, 18)), (slice(0, 5), slice(0, 0), slice(0, 1)),
+                    (slice(4, 5), slice(19, 20), slice(17, 18))]:
+            np.testing.assert_array_equal(f.read_region(box), expected[box])
+        np.testing.assert_array_equal(f.read_region((slice(2, 9), slice(0, 3)), index=1),
+                                      expected[1, 2:9, :3])
+        with pytest.raises(TypeError, match="unexpected keyword argument 'level'"):
+            f.read_region((slice(0, 1),) * 3, level=1)
+
+
+def test_region_read_names_a_mismatched_slice(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a0.tif", np.zeros((8, 8), np.uint16))
+    tifffile.imwrite(folder / "a1.tif", np.zeros((9, 8), np.uint16))
+    with iio.imopen(folder, "r") as f:
+        with pytest.raises(ShapeError, match="a1.tif"):
+            f.read_region((slice(0, 2), slice(0, 4), slice(0, 4)))
+        with pytest.raises(ShapeError, match="a1.tif"):
+            f.read()
+
+
+def test_folder_uses_no_private_or_public_api_of_others():
+    import inspect
+    from imgio.plugins import folder
+    text = inspect.getsource(folder)
+    for banned in ("imgio.v3", "from .. import v3", "_fasttiff", "_tp.", "import tifffile",
+                   "from . import tifffile"):
+        assert banned not in text, banned
+
