@@ -27,6 +27,7 @@ import numpy as np
 from .. import _fasttiff, _kernels
 from ..core import registry
 from ..core.plugin import ImageProperties, PluginV3
+from ..errors import unexpected_keyword
 from ..errors import (CorruptFileError, DTypeError, ImageTooLargeError, InitializationError,
                       ShapeError)
 from . import tifffile as _tp
@@ -116,7 +117,7 @@ class FolderPlugin(PluginV3):
         """The volume (``index=None``/``...``) or slice ``index``."""
         self._check_open()
         if kwargs:
-            raise TypeError(f"the folder plugin's read() got unexpected keywords {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             path = self._files[i]
@@ -275,10 +276,12 @@ class FolderPlugin(PluginV3):
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape ``(n, *slice)`` and the slices' spacing, reading one slice's header only."""
         self._check_open()
+        if kwargs:  # read() takes none: a slice is chosen by index alone
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         from .. import v3
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
-            return v3.improps(self._files[i], **kwargs)
+            return v3.improps(self._files[i])
         props = v3.improps(self._files[0])
         n = len(self._files)
         axes = None if props.axes is None else "Z" + props.axes
@@ -314,9 +317,11 @@ class FolderPlugin(PluginV3):
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         """``index=None``: the file list plus the first slice's metadata; ``i``: slice ``i``'s."""
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         from .. import v3
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
-            return v3.immeta(self._files[i], exclude_applied=exclude_applied, **kwargs)
+            return v3.immeta(self._files[i], exclude_applied=exclude_applied)
         return {"files": list(self._files), "n_files": len(self._files),
                 "first_slice": v3.immeta(self._files[0], exclude_applied=exclude_applied)}
