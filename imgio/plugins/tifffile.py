@@ -413,6 +413,8 @@ class TifffilePlugin(PluginV3):
     def read(self, *, index: Any = None, page: int | None = None, out=None, mmap: bool = False,
              fast: bool = True, maxworkers: int | None = None, **kwargs) -> np.ndarray:
         self._check_open()
+        if kwargs.get("series") is not None:
+            index = self._volume_index(index)  # v2's volread(series=k) reads series k
         index, page = self._aliases(index, page, kwargs)
         self._max_bytes = kwargs.pop("max_bytes", None)
         unknown = set(kwargs) - _ASARRAY_KEYS
@@ -559,8 +561,12 @@ class TifffilePlugin(PluginV3):
                 + "; read them one by one with index=i or imiter().")
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
-        """Yield each series as one ndimage."""
+        """Yield each series as one ndimage (only series ``series=`` when given)."""
         self._check_open()
+        series = kwargs.pop("series", None)
+        if series is not None:
+            yield self.read(index=series, **kwargs)
+            return
         for i in range(len(self._series)):
             yield self.read(index=i, **kwargs)
 
