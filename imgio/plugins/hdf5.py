@@ -1052,7 +1052,22 @@ class Hdf5Plugin(PluginV3):
                 n = node.shape[0] if len(node.shape) > 2 else 1
                 meta["index"] = self._normalize_index(index, n, "frame")
         meta["datasets"] = {p: (s, str(d)) for p, (s, d) in self.datasets.items()}
+        meta["dataset_details"] = self._dataset_details()
         return meta
+
+    def _dataset_details(self) -> dict:
+        """``path -> {shape, dtype, chunks, compression}`` of every dataset (``imgio info``)."""
+        found: dict = {}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                found["/" + name] = {
+                    "shape": list(obj.shape), "dtype": str(obj.dtype),
+                    "chunks": None if obj.chunks is None else list(obj.chunks),
+                    "compression": obj.compression or "none"}
+
+        self._h5.visititems(visit)
+        return found
 
     # -- writing -------------------------------------------------------------------------
     def _writer(self, mode: str | None):
