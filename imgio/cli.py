@@ -291,6 +291,13 @@ class _Source:
         shape = props.shape
         n_nd = None if props.is_batch or "series" in self.sel else \
             _n_images(reader, props, self.sel)
+        if n_nd is not None and n_nd > 1:
+            try:  # a folder's natural ndimage already is the stack of its slices
+                stacked = reader.properties(index=..., **self.sel).shape
+            except Exception:
+                stacked = None
+            if stacked == tuple(shape):
+                n_nd = None
         if props.is_batch and props.n_images:
             self.kind, self.n = "batch", int(props.n_images)
         elif n_nd is not None and n_nd > 1:
