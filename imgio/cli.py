@@ -494,10 +494,18 @@ def convert(src: Any, dst: Any, *, compression: str | None = None,
                         writer.write(_kernels.stack_frames(collected), **base)
                     else:
                         writer.write(collected, is_batch=True, **base)
-                else:  # what iio.imwrite writes: one call with the whole ndimage
+                elif source.kind == "image":  # what iio.imwrite writes: one call
                     writer.write(source.read_all(), **first)
-                    frames = source.n
+                    frames = 1
                     report(frames)
+                else:  # the whole ndimage, filled frame by frame (progress), written once
+                    from .core.limits import check_nbytes
+                    check_nbytes(props.shape, props.dtype, os.fspath(src), None)
+                    data = np.empty(props.shape, props.dtype)
+                    for frames, frame in enumerate(source.frames(), 1):
+                        data[frames - 1] = frame
+                        report(frames)
+                    writer.write(data, **first)
     return {"frames": frames, "shape": props.shape, "dtype": str(props.dtype),
             "streamed": streaming}
 
