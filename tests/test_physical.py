@@ -56,6 +56,35 @@ def write_stk(path, vol, xcal, ycal, zdist, unit, dpi=72):
             fh.write(data)
 
 
+def write_lsm(path, vol, voxel_m, interval_s=0.0):
+    """A Zeiss LSM: a CZ_LSMINFO record (LSM 2.0 layout, voxel sizes in meters) on
+    the first page, each image page followed by its thumbnail page."""
+    nz, ny, nx = vol.shape
+    fields = []
+    for name, typestr in tifffile.TIFF.CZ_LSMINFO:
+        fields.append((name, typestr))
+        if name == "OffsetNextRecording":  # the end of the LSM 2.0 structure
+            break
+    rec = np.zeros(1, np.dtype(fields).newbyteorder("<"))
+    rec["MagicNumber"] = 50350412
+    rec["StructureSize"] = rec.dtype.itemsize
+    rec["DimensionX"], rec["DimensionY"], rec["DimensionZ"] = nx, ny, nz
+    rec["DimensionChannels"] = rec["DimensionTime"] = 1
+    rec["DataType"] = 2  # 12-bit/16-bit
+    rec["ThumbnailX"], rec["ThumbnailY"] = max(1, nx // 4), max(1, ny // 4)
+    rec["VoxelSizeX"], rec["VoxelSizeY"], rec["VoxelSizeZ"] = voxel_m[2], voxel_m[1], voxel_m[0]
+    rec["ScanType"] = 0  # a normal x-y-z scan
+    rec["TimeIntervall"] = interval_s
+    data = rec.tobytes()
+    data += b"\0" * (-len(data) % 4)
+    with tifffile.TiffWriter(path) as tif:
+        for z in range(nz):
+            tif.write(vol[z], photometric="minisblack", metadata=None,
+                      extratags=[(34412, 4, len(data) // 4, data, True)] if z == 0 else [])
+            tif.write(vol[z, ::4, ::4].astype(np.uint8), photometric="minisblack",
+                      subfiletype=1, metadata=None)
+
+
 FEI_TEXT = """[User]
 Date=12/01/2024
 [Beam]
@@ -162,6 +191,18 @@ def test_stk_in_microns_spelled_out(tmp_path):
     write_stk(path, _image((2, 8, 8)), 0.1, 0.2, 1.0, "micron")
     props = iio.improps(path)
     assert props.spacing == (1.0, 0.2, 0.1) and props.units == ("um",) * 3
+
+
+def test_zeiss_lsm_voxel_size_as_zen_shows_it(tmp_path):
+    path = tmp_path / "scan.lsm"
+    vol = _image((3, 32, 40))
+    write_lsm(path, vol, (1.5e-6, 2.2e-7, 2.2e-7))  # meters in the file
+    np.testing.assert_array_equal(iio.imread(path), vol)
+    props = iio.improps(path)
+    assert props.axes == "ZYX"
+    assert props.spacing == (1.5, 0.22, 0.22)  # ZEN: 0.22 um x 0.22 um x 1.5 um
+    assert props.units == ("um", "um", "um")
+    assert iio.immeta(path)["spacing_source"] == "lsm"
 
 
 def test_imagej_hyperstack_as_fiji_shows_it(tmp_path):
