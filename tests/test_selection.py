@@ -232,7 +232,7 @@ def test_unknown_keyword_is_refused(files, key, name):
             call()
 
 
-# -- out of range -----------------------------------------------------------------------------------
+# -- out of range ------------------------------------------------------------------------------
 OUT_OF_RANGE = [
     ("tiff", {"level": 3}, "level 3 requested; the file has levels 0-2"),
     ("tiff", {"series": 2}, "series 2 requested; the file has seriess 0-1"),
