@@ -20,14 +20,18 @@ Every command prints one line on standard error and exits non-zero on failure;
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
 import math
 import os
+import re
 import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from .errors import FormatError
 
 __all__ = ["main", "main_entry", "build_parser", "info", "convert", "preview",
            "formats_table"]
@@ -59,18 +63,21 @@ def _resource_size(request) -> int | None:
         return None
 
 
-def _n_images(reader, props) -> int | None:
+def _n_images(reader, props, sel: dict | None = None) -> int | None:
     """How many ndimages the resource holds (``index=...`` stacks them)."""
+    sel = {k: v for k, v in (sel or {}).items() if k != "index"}
     if props.is_batch and props.n_images is not None:
         return props.n_images
+    if "series" in sel:
+        return 1
     try:
-        n = reader.properties(index=...).n_images
+        n = reader.properties(index=..., **sel).n_images
         if n is not None:
             return int(n)
     except Exception:  # unequal shapes, or a plugin that cannot stack
         pass
     try:
-        meta = reader.metadata()
+        meta = reader.metadata(**sel)
     except Exception:
         return None
     for key in ("n_images", "n_series"):
@@ -79,32 +86,23 @@ def _n_images(reader, props) -> int | None:
     return None
 
 
-def _compression(reader) -> str | None:
+def _compression(reader, sel: dict | None = None) -> str | None:
     """The compression scheme, as the plugin's metadata names it, lower case."""
+    sel = {k: v for k, v in (sel or {}).items() if k != "index"}
     for index in (0, None):
         try:
-            meta = reader.metadata(index=index)
+            meta = reader.metadata(index=index, **sel)
         except Exception:
             continue
-        value = meta.get("compression") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict):
+            continue
+        value = meta.get("compression")
+        if value is None and isinstance(meta.get("dataset_details"), dict):
+            value = (meta["dataset_details"].get(meta.get("dataset")) or {}).get("compression")
         if value is not None:
             value = getattr(value, "name", value)
             return str(value).lower()
-    if reader.name == "hdf5" and reader.request.kind == "path":
-        return _hdf5_compression(reader)
     return None
-
-
-def _hdf5_compression(reader) -> str | None:
-    """The filter of the dataset the HDF5 plugin reads ("none" when unfiltered)."""
-    try:
-        name = reader.metadata().get("dataset")
-        import h5py
-        with h5py.File(reader.request.path, "r") as fh:
-            obj = fh[name]
-            return str(obj.compression) if obj.compression else "none"
-    except Exception:  # a group of frames, an odd layout: unknown, not an error
-        return None
 
 
 def _accepts(func: Callable, name: str) -> bool:
@@ -117,8 +115,51 @@ def _accepts(func: Callable, name: str) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
+# -- selection ---------------------------------------------------------------------------
+#: the selection options every command takes, as plugin keywords
+SELECTION_OPTIONS = ("dataset", "series", "level", "index")
+
+
+def _selection(dataset=None, series=None, level=None, index=None) -> dict:
+    """The plugin keywords for the chosen ``--dataset/--series/--level``."""
+    given = {"dataset": dataset, "series": series, "level": level, "index": index}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _refused_option(exc: TypeError, uri, reader) -> Exception:
+    """A plugin's "unexpected keyword argument 'level'" as a CLI message about --level."""
+    text = str(exc)
+    for name in SELECTION_OPTIONS:
+        if f"unexpected keyword argument '{name}'" in text:
+            return ValueError(f"--{name} does not apply to {uri}: the {reader.name} plugin's "
+                              f"files have no {name}s.")
+    return exc
+
+
+def _props(reader, uri, sel: dict):
+    try:
+        return reader.properties(**sel)
+    except TypeError as exc:
+        raise _refused_option(exc, uri, reader) from exc
+
+
 # -- info ---------------------------------------------------------------------------------
-def info(uri: Any, *, plugin: str | None = None) -> dict:
+def _dataset_listing(reader, sel: dict) -> list | None:
+    """``[{path, shape, dtype, chunks, compression}]`` when the file holds several datasets."""
+    if "dataset" in sel:
+        return None
+    try:
+        meta = reader.metadata(**{k: v for k, v in sel.items() if k != "index"})
+    except Exception:
+        return None
+    details = meta.get("dataset_details") if isinstance(meta, dict) else None
+    if not isinstance(details, dict) or meta.get("dataset") is not None:
+        return None
+    return [dict(path=path, **d) for path, d in details.items()]
+
+
+def info(uri: Any, *, plugin: str | None = None, dataset: str | None = None,
+         series: int | None = None, level: int | None = None) -> dict:
     """What ``imgio info`` reports about one file, folder or glob, as a dict.
 
     Parameters
@@ -127,17 +168,31 @@ def info(uri: Any, *, plugin: str | None = None) -> dict:
         A file, or a folder or glob read as one stack of slices.
     plugin : str, optional
         Read with this plugin.
+    dataset, series, level : optional
+        Which ndimage to describe (the plugins' selection keywords).
 
     Returns
     -------
     dict
         ``file, format, shape, dtype, axes, spacing, units, n_images,
         compression, file_size`` (JSON-serialisable; unknown values are ``None``).
+        For a file with several datasets and no ``dataset`` chosen: ``file,
+        format, file_size`` and ``datasets``, a list of ``{path, shape, dtype,
+        chunks, compression}``.
     """
     from .core.imopen import imopen
 
+    sel = _selection(dataset, series, level)
     with imopen(uri, "r", plugin=plugin) as reader:
-        props = reader.properties()
+        try:
+            props = _props(reader, uri, sel)
+        except FormatError:
+            listing = _dataset_listing(reader, sel)
+            if not listing:
+                raise
+            return {"file": os.fspath(uri) if not isinstance(uri, str) else uri,
+                    "format": reader.name, "datasets": listing,
+                    "file_size": _resource_size(reader.request)}
         report = {
             "file": os.fspath(uri) if not isinstance(uri, str) else uri,
             "format": reader.name,
@@ -147,8 +202,8 @@ def info(uri: Any, *, plugin: str | None = None) -> dict:
             "spacing": None if props.spacing is None else [
                 None if s is None else float(s) for s in props.spacing],
             "units": None if props.units is None else list(props.units),
-            "n_images": _n_images(reader, props),
-            "compression": _compression(reader),
+            "n_images": _n_images(reader, props, sel),
+            "compression": _compression(reader, sel),
             "file_size": _resource_size(reader.request),
         }
     return report
@@ -168,6 +223,20 @@ def _format_spacing(report: dict) -> str:
 
 def _print_info(report: dict, out=print) -> None:
     out(report["file"])
+    if "datasets" in report:
+        out(f"  {'format':<12} {report['format']}")
+        out(f"  {'file size':<12} {_human_size(report['file_size'])}")
+        out(f"  {len(report['datasets'])} datasets (choose one with --dataset PATH):")
+        table = [("path", "shape", "dtype", "chunks", "compression")]
+        for d in report["datasets"]:
+            table.append((d["path"], "(" + ", ".join(str(s) for s in d["shape"]) + ")",
+                          d["dtype"], "none" if not d.get("chunks") else
+                          "(" + ", ".join(str(c) for c in d["chunks"]) + ")",
+                          d.get("compression") or "none"))
+        widths = [max(len(r[i]) for r in table) for i in range(5)]
+        for row in table:
+            out("    " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        return
     rows = [
         ("format", report["format"]),
         ("shape", "(" + ", ".join(str(s) for s in report["shape"]) + ")"),
@@ -186,7 +255,8 @@ def _cmd_info(args) -> int:
     reports, failed = [], 0
     for uri in args.files:
         try:
-            reports.append(info(uri, plugin=args.plugin))
+            reports.append(info(uri, plugin=args.plugin, dataset=args.dataset,
+                                series=args.series, level=args.level))
         except BrokenPipeError:
             raise
         except Exception as exc:
@@ -214,11 +284,20 @@ class _Source:
     first axis is split into frames).
     """
 
-    def __init__(self, reader, props):
+    def __init__(self, reader, props, sel: dict | None = None):
         self.reader = reader
         self.props = props
+        self.sel = dict(sel or {})
         shape = props.shape
-        n_nd = None if props.is_batch else _n_images(reader, props)
+        n_nd = None if props.is_batch or "series" in self.sel else \
+            _n_images(reader, props, self.sel)
+        if n_nd is not None and n_nd > 1:
+            try:  # a folder's natural ndimage already is the stack of its slices
+                stacked = reader.properties(index=..., **self.sel).shape
+            except Exception:
+                stacked = None
+            if stacked == tuple(shape):
+                n_nd = None
         if props.is_batch and props.n_images:
             self.kind, self.n = "batch", int(props.n_images)
         elif n_nd is not None and n_nd > 1:
@@ -230,21 +309,28 @@ class _Source:
 
     def frames(self) -> Iterator[np.ndarray]:
         """The frames, one array at a time."""
-        reader, kind = self.reader, self.kind
+        reader, kind, sel = self.reader, self.kind, self.sel
         if kind == "image":
-            yield np.asarray(reader.read())
+            yield np.asarray(reader.read(**sel))
         elif kind == "batch":
             for i in range(self.n):
-                yield np.asarray(reader.read(index=i))
+                yield np.asarray(reader.read(**{**sel, "index": i}))
         elif kind == "series":
-            for image in reader.iter():
+            for image in reader.iter(**sel):
                 yield np.asarray(image)
         else:
             yield from self._volume_frames()
 
+    def read_all(self) -> np.ndarray:
+        """The whole ndimage (or the stacked series), as ``iio.imread`` gives it."""
+        if self.kind == "series":
+            from . import _kernels
+            return _kernels.stack_frames(np.asarray(a) for a in self.reader.iter(**self.sel))
+        return np.asarray(self.reader.read(**self.sel))
+
     def _volume_frames(self) -> Iterator[np.ndarray]:
         shape = self.props.shape
-        pages = self._tiff_pages_per_frame()
+        pages = 0 if self.sel else self._tiff_pages_per_frame()
         if pages:
             for i in range(shape[0]):
                 planes = [np.asarray(self.reader.read(page=i * pages + k)) for k in range(pages)]
@@ -252,7 +338,7 @@ class _Source:
                 yield frame.reshape(shape[1:])
             return
         # no cheaper way: read the ndimage and hand out its first-axis slices
-        volume = np.asarray(self.reader.read())
+        volume = np.asarray(self.reader.read(**self.sel))
         yield from volume
 
     def _tiff_pages_per_frame(self) -> int:
@@ -278,15 +364,60 @@ class _Source:
 
 
 # -- convert -------------------------------------------------------------------------------
-def convert(src: Any, dst: Any, *, compression: str | None = None,
-            dataset: str | None = None, plugin: str | None = None,
-            progress: Any = False) -> dict:
-    """Copy an image file, folder or glob into another format, frame by frame.
+#: sources up to this size are read whole and written as ``iio.imwrite`` writes them;
+#: larger ones stream frame by frame into one growing series
+STREAM_ABOVE = 1 << 30
 
-    The destination plugin's ``append`` receives one frame at a time, so TIFF
-    and HDF5 destinations grow one series without holding the whole stack in
-    memory.  Spacing, axes and units go with the first frame where the
-    destination plugin takes them.
+#: the --compression names per destination extension
+COMPRESSIONS = {
+    ".tif": ("none", "zlib", "deflate", "lzw", "lzma", "zstd", "packbits", "jpeg", "png",
+             "webp", "jpeg2000", "jpegxl", "lerc"),
+    ".h5": ("gzip", "lzf", "szip"),
+}
+for _ext in (".tiff", ".btf", ".tf8", ".ome.tif", ".ome.tiff"):
+    COMPRESSIONS[_ext] = COMPRESSIONS[".tif"]
+for _ext in (".hdf5", ".he5", ".nwb"):
+    COMPRESSIONS[_ext] = COMPRESSIONS[".h5"]
+#: what users of one library try in another
+_COMPRESSION_HINTS = {".h5": {"zlib": "gzip", "deflate": "gzip", "zstd": "gzip or lzf",
+                              "lz4": "lzf"},
+                      ".tif": {"gzip": "zlib", "lzf": "zlib or zstd"}}
+
+
+def _check_compression(dst: Any, compression: str | None) -> None:
+    """Refuse, before reading anything, a compression the destination cannot write."""
+    if compression is None:
+        return
+    name = os.fspath(dst).lower()
+    ext = next((e for e in sorted(COMPRESSIONS, key=len, reverse=True) if name.endswith(e)),
+               None)
+    if ext is None:
+        known = sorted({e for e in COMPRESSIONS if e.count(".") == 1})
+        raise ValueError(f"--compression applies to {', '.join(known)} destinations, not "
+                         f"{os.path.basename(name)}.")
+    valid = COMPRESSIONS[ext]
+    if str(compression).lower() in valid:
+        return
+    family = ".h5" if valid is COMPRESSIONS[".h5"] else ".tif"
+    hint = _COMPRESSION_HINTS[family].get(str(compression).lower())
+    what = "HDF5" if family == ".h5" else "TIFF"
+    raise ValueError(f"--compression {compression!r} is not a {what} compression"
+                     + (f" (use {hint})" if hint else "")
+                     + f"; valid names for {os.path.basename(name)}: {', '.join(valid)}.")
+
+
+def convert(src: Any, dst: Any, *, compression: str | None = None,
+            dataset: str | None = None, series: int | None = None, level: int | None = None,
+            plugin: str | None = None, progress: Any = False, stream: bool | None = None) -> dict:
+    """Copy an image file, folder or glob into another format.
+
+    The destination holds what ``iio.imwrite(dst, iio.imread(src), spacing=...,
+    axes=..., units=...)`` writes: for TIFF an ImageJ hyperstack when ImageJ
+    can hold the axes and dtype, OME-TIFF otherwise or for a ``.ome.tif``
+    name, BigTIFF only above 4 GB.  Sources larger than :data:`STREAM_ABOVE`
+    (or with ``stream=True``) are streamed: the destination plugin's ``append``
+    receives one frame at a time (TIFF: one OME series when spacing is known,
+    BigTIFF only above 4 GB).
 
     Parameters
     ----------
@@ -295,14 +426,17 @@ def convert(src: Any, dst: Any, *, compression: str | None = None,
     dst : str or pathlib.Path
         What to write; its extension chooses the format.
     compression : str, optional
-        Passed to the destination plugin (e.g. ``"zlib"`` for TIFF, ``"gzip"``
-        for HDF5).
+        Passed to the destination plugin (see :data:`COMPRESSIONS`).
     dataset : str, optional
         The HDF5 dataset to read from (HDF5 source) or write to (HDF5 destination).
+    series, level : int, optional
+        The series and the pyramid level of the source to copy.
     plugin : str, optional
         Read ``src`` with this plugin.
     progress : bool or callable, optional
         ``True`` for a bar on a terminal, or ``progress(done, total)``.
+    stream : bool, optional
+        Force (``True``) or forbid (``False``) frame-by-frame streaming.
 
     Returns
     -------
@@ -314,44 +448,66 @@ def convert(src: Any, dst: Any, *, compression: str | None = None,
     from .core.plugin import PluginV3
     from .progress import make_progress
 
+    _check_compression(dst, compression)
     read_kw = _dataset_kwargs("hdf5", dataset, for_read=True, path=src)
     write_kw = _dataset_kwargs("hdf5", dataset, for_read=False, path=dst)
     if dataset is not None and not (read_kw or write_kw):
         raise ValueError(f"--dataset {dataset!r} applies to HDF5 files, and neither "
                          f"{src} nor {dst} is one.")
-    with imopen(src, "r", plugin=plugin, **read_kw) as reader:
-        props = reader.properties()
-        source = _Source(reader, props)
+    sel = _selection(read_kw.get("dataset"), series, level)
+    with imopen(src, "r", plugin=plugin) as reader:
+        props = _props(reader, src, sel)
+        source = _Source(reader, props, sel)
+        nbytes = math.prod(props.shape) * props.dtype.itemsize
+        if stream is None:
+            stream = nbytes > STREAM_ABOVE
         with imopen(dst, "w", **write_kw) as writer:
-            streaming = type(writer).append is not PluginV3.append
-            method = writer.append if streaming and source.kind != "image" else writer.write
+            streaming = bool(stream) and type(writer).append is not PluginV3.append \
+                and source.kind != "image"
+            method = writer.append if streaming else writer.write
             base = {} if compression is None else {"compression": compression}
             first = dict(base)
             for key, value in (("spacing", props.spacing), ("axes", props.axes),
                                ("units", props.units)):
                 if value is not None and _accepts(method, key):
                     first[key] = tuple(value) if key != "axes" else value
+            if streaming and _accepts(writer.append, "ome") and props.spacing is not None:
+                first["ome"] = True  # OME holds any axes and dtype, and Fiji reads it
+            if streaming and _accepts(writer.append, "ome"):
+                first["bigtiff"] = nbytes > 2**32 - 2**25
             frames = 0
             with make_progress(progress, source.n, f"convert {os.path.basename(str(src))}") \
                     as report:
-                if source.kind == "image" or streaming:
+                if streaming:
                     for frame in source.frames():
                         method(frame, **(first if frames == 0 else base))
                         frames += 1
                         report(frames)
-                else:  # the plugin cannot grow a series: collect, then write once
+                elif source.kind == "series":
                     collected = []
                     for frame in source.frames():
                         collected.append(frame)
                         frames += 1
                         report(frames)
-                    if source.kind == "series":
-                        writer.write(collected, is_batch=True, **base)
+                    if len({(a.shape, a.dtype) for a in collected}) == 1:
+                        from . import _kernels  # equal ndimages: one stack, as index=... reads
+                        writer.write(_kernels.stack_frames(collected), **base)
                     else:
-                        from . import _kernels
-                        writer.write(_kernels.stack_frames(collected), **first)
+                        writer.write(collected, is_batch=True, **base)
+                elif source.kind == "image":  # what iio.imwrite writes: one call
+                    writer.write(source.read_all(), **first)
+                    frames = 1
+                    report(frames)
+                else:  # the whole ndimage, filled frame by frame (progress), written once
+                    from .core.limits import check_nbytes
+                    check_nbytes(props.shape, props.dtype, os.fspath(src), None)
+                    data = np.empty(props.shape, props.dtype)
+                    for frames, frame in enumerate(source.frames(), 1):
+                        data[frames - 1] = frame
+                        report(frames)
+                    writer.write(data, **first)
     return {"frames": frames, "shape": props.shape, "dtype": str(props.dtype),
-            "streamed": streaming and source.kind != "image"}
+            "streamed": streaming}
 
 
 def _dataset_kwargs(plugin_name: str, dataset: str | None, *, for_read: bool,
@@ -379,9 +535,11 @@ def _dataset_kwargs(plugin_name: str, dataset: str | None, *, for_read: bool,
 
 def _cmd_convert(args) -> int:
     result = convert(args.src, args.dst, compression=args.compression,
-                     dataset=args.dataset, plugin=args.plugin, progress=not args.quiet)
+                     dataset=args.dataset, series=args.series, level=args.level,
+                     plugin=args.plugin, progress=not args.quiet)
     if not args.quiet:
-        written = info(args.dst)
+        write_kw = _dataset_kwargs("hdf5", args.dataset, for_read=False, path=args.dst)
+        written = info(args.dst, **write_kw)
         shape = "(" + ", ".join(str(s) for s in written["shape"]) + ")"
         print(f"imgio convert: {args.src} -> {args.dst} ({written['format']}): "
               f"{result['frames']} frame{'s' if result['frames'] != 1 else ''}, "
@@ -421,31 +579,67 @@ def _to_plane(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]):
-    """``img`` (uint8) as a PIL image of ``size`` = (width, height)."""
+def _resample(img: np.ndarray, size: tuple[int, int]):
+    """``img`` (uint8) as a PIL image of ``size`` = (width, height).
+
+    Shrinking averages every source pixel of a target pixel (an area mean, so
+    thin lines and small images are not subsampled away); enlarging repeats
+    pixels, so the data's pixels stay visible as squares.
+    """
     from PIL import Image
     pil = Image.fromarray(img)
-    if pil.size != size:
-        pil = pil.resize(size, Image.Resampling.LANCZOS if min(size) >= 1 else Image.NEAREST)
-    return pil
+    if pil.size == size:
+        return pil
+    shrink = size[0] < pil.size[0] or size[1] < pil.size[1]
+    return pil.resize(size, Image.Resampling.BOX if shrink else Image.Resampling.NEAREST)
+
+
+#: picture formats ``preview`` writes, by extension
+PREVIEW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def _preview_format(out: Any) -> str:
+    ext = os.path.splitext(os.fspath(out))[1].lower()
+    if ext not in PREVIEW_FORMATS:
+        raise ValueError(f"preview writes {', '.join(PREVIEW_FORMATS)} pictures; "
+                         f"{os.fspath(out)!r} has the extension {ext or '(none)'!r}.")
+    return ext
+
+
+def _label(draw, xy: tuple[int, int], text: str, mode: str) -> None:
+    """Text on a dark box with a light outline: legible on any background."""
+    x, y = xy
+    try:
+        left, top, right, bottom = draw.textbbox((x, y), text)
+    except AttributeError:  # pragma: no cover - Pillow < 8
+        w, h = draw.textsize(text)
+        left, top, right, bottom = x, y, x + w, y + h
+    box = (left - 2, top - 2, right + 2, bottom + 2)
+    dark, light = (0, 255) if mode == "L" else ((0, 0, 0), (255, 255, 0))
+    draw.rectangle(box, fill=dark, outline=(128 if mode == "L" else (128, 128, 128)))
+    draw.text((x, y), text, fill=light)
 
 
 def preview(src: Any, out: Any, *, n_slices: int = 8, size: int = 1024,
-            plugin: str | None = None, progress: Any = False) -> tuple[int, int]:
-    """Write a PNG picture of an image or a volume.
+            plugin: str | None = None, progress: Any = False, dataset: str | None = None,
+            series: int | None = None, level: int | None = None) -> tuple[int, int]:
+    """Write a PNG or JPEG picture of an image or a volume.
 
     A volume (a stack along its first axis) becomes its maximum-intensity
     projection on the left and a grid of ``n_slices`` evenly spaced slices on
     the right, contrast-stretched between the 0.5 and 99.5 percentiles.  A 2-D
-    gray or RGB image becomes a stretched thumbnail.  Frames are read one at a
-    time, so memory holds one frame, the projection and the chosen slices.
+    gray or RGB image becomes a stretched thumbnail.  Every tile is resampled
+    from its whole slice (an area mean when shrinking), the tiles fill the
+    projection's height exactly, and labels sit on a dark box.  Frames are read
+    one at a time, so memory holds one frame, the projection and the chosen
+    slices.
 
     Parameters
     ----------
     src : str or pathlib.Path
         The image, volume, folder or glob.
     out : str or pathlib.Path
-        The PNG to write.
+        The picture to write: ``.png``, ``.jpg`` or ``.jpeg``.
     n_slices : int, optional
         How many slices the montage shows.
     size : int, optional
@@ -454,6 +648,8 @@ def preview(src: Any, out: Any, *, n_slices: int = 8, size: int = 1024,
         Read ``src`` with this plugin.
     progress : bool or callable, optional
         As for :func:`convert`.
+    dataset, series, level : optional
+        Which ndimage to show (the plugins' selection keywords).
 
     Returns
     -------
@@ -465,15 +661,18 @@ def preview(src: Any, out: Any, *, n_slices: int = 8, size: int = 1024,
     from .core.imopen import imopen
     from .progress import make_progress
 
+    ext = _preview_format(out)
+    sel = _selection(dataset, series, level)
     with imopen(src, "r", plugin=plugin) as reader:
-        props = reader.properties()
-        source = _Source(reader, props)
+        props = _props(reader, src, sel)
+        source = _Source(reader, props, sel)
         if source.kind == "image":
             plane = _to_plane(next(iter(source.frames())))
             (img,) = _stretch([plane])
-            pil = Image.fromarray(img)
-            pil.thumbnail((size, size), Image.Resampling.LANCZOS)
-            return _save_png(np.asarray(pil), out)
+            h, w = img.shape[:2]
+            scale = size / max(h, w) if max(h, w) > size else max(1, min(size, 512) // max(h, w))
+            pil = _resample(img, (max(1, round(w * scale)), max(1, round(h * scale))))
+            return _save_picture(np.asarray(pil), out, ext)
         n = source.n
         wanted = sorted({int(round(x)) for x in np.linspace(0, n - 1, max(1, min(n_slices, n)))})
         mip = None
@@ -493,45 +692,46 @@ def preview(src: Any, out: Any, *, n_slices: int = 8, size: int = 1024,
     (mip8,) = _stretch([mip])
     tiles = _stretch([slices[i] for i in sorted(slices)])
     h, w = mip8.shape[:2]
-    cols = max(1, math.ceil(len(tiles) / 2))
     rows = 1 if len(tiles) == 1 else 2
+    cols = max(1, math.ceil(len(tiles) / rows))
+    # the picture's scale first, so every tile is resampled once, from the whole slice
     gap = 4
-    th = h if rows == 1 else max(1, (h - gap) // 2)
-    tw = max(1, round(w * th / h))
+
+    def layout(scale):
+        th = max(8, (round(h * scale) - gap * (rows - 1)) // rows)
+        H = th * rows + gap * (rows - 1)  # the tiles fill the projection's height: no band
+        W = max(8, round(w * H / h))
+        tw = max(1, round(w * th / h))
+        return W, H, th, tw, W + gap + cols * (tw + gap) - gap
+
+    longest = max(layout(1.0)[4], layout(1.0)[1])
+    target = size if longest > size else max(longest, min(size, 512))
+    scale = target / longest
+    W, H, th, tw, total = layout(scale)
+    while max(total, H) > target and scale > 1e-3:
+        scale *= 0.99
+        W, H, th, tw, total = layout(scale)
     mode = "RGB" if mip8.ndim == 3 else "L"
     gray = 96 if mode == "L" else (96, 96, 96)  # the gaps between tiles
-    canvas = Image.new(mode, (w + gap + cols * (tw + gap) - gap, h), gray)
-    canvas.paste(_resize(mip8, (w, h)).convert(mode), (0, 0))
+    canvas = Image.new(mode, (W + gap + cols * (tw + gap) - gap, H), gray)
+    canvas.paste(_resample(mip8, (W, H)).convert(mode), (0, 0))
     labels = [("MIP", (0, 0))]
     letter = props.axes[0] if props.axes and props.axes[0] not in "QI" else "#"
     for k, (i, tile) in enumerate(zip(sorted(slices), tiles)):
-        x = w + gap + (k % cols) * (tw + gap)
+        x = W + gap + (k % cols) * (tw + gap)
         y = (k // cols) * (th + gap)
-        canvas.paste(_resize(tile, (tw, th)).convert(mode), (x, y))
+        canvas.paste(_resample(tile, (tw, th)).convert(mode), (x, y))
         labels.append((f"{letter}={i}", (x, y)))
-    # fit the longest side into `size`; blow small data up (pixels stay sharp) to be seen
-    longest = max(canvas.size)
-    scale = size / longest if longest > size else max(1.0, min(size, 512) / longest)
-    if scale != 1.0:
-        canvas = canvas.resize((max(1, round(canvas.size[0] * scale)),
-                                max(1, round(canvas.size[1] * scale))),
-                               Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(canvas)
-    white = 255 if mode == "L" else (255, 255, 0)
     for text, (x, y) in labels:
-        draw.text((round(x * scale) + 3, round(y * scale) + 2), text, fill=white)
-    return _save_png(np.asarray(canvas), out)
+        _label(draw, (x + 4, y + 3), text, mode)
+    return _save_picture(np.asarray(canvas), out, ext)
 
 
-def _save_png(img: np.ndarray, out: Any) -> tuple[int, int]:
-    """Write ``img`` as PNG through imgio when a plugin writes PNG, else with Pillow."""
-    from .core import registry
-    if any(".png" in s.extensions and s.backend_installed() for s in registry.PLUGINS):
-        import imgio.v3 as iio
-        iio.imwrite(out, img, extension=".png")
-    else:  # until a PNG plugin is registered
-        from PIL import Image
-        Image.fromarray(img).save(os.fspath(out), format="PNG")
+def _save_picture(img: np.ndarray, out: Any, ext: str = ".png") -> tuple[int, int]:
+    """Write ``img`` as PNG or JPEG (by ``ext``) through imgio's Pillow plugin."""
+    import imgio.v3 as iio
+    iio.imwrite(out, img, extension=ext)
     return img.shape[0], img.shape[1]
 
 
@@ -541,7 +741,8 @@ def _cmd_preview(args) -> int:
         base = os.path.basename(os.path.normpath(str(args.file)).rstrip("*"))
         out = (base.split(".")[0] or "preview") + "_preview.png"
     h, w = preview(args.file, out, n_slices=args.slices, size=args.size, plugin=args.plugin,
-                   progress=not args.quiet)
+                   progress=not args.quiet, dataset=args.dataset, series=args.series,
+                   level=args.level)
     if not args.quiet:
         print(f"imgio preview: wrote {out} ({w} x {h})")
     return 0
@@ -598,9 +799,21 @@ def _cmd_demo(args) -> int:
 
 
 # -- the parser and the entry point ------------------------------------------------------
+def _selection_arguments(p, convert: bool = False) -> None:
+    p.add_argument("--dataset", default=None, metavar="PATH",
+                   help="HDF5 dataset to read (HDF5 SRC) or write (HDF5 DST)" if convert
+                   else "HDF5 dataset to read (imgio info lists them)")
+    p.add_argument("--series", type=int, default=None, metavar="N",
+                   help="TIFF series to read (0 is the first)")
+    p.add_argument("--level", type=int, default=None, metavar="N",
+                   help="pyramid level to read (0 is full resolution)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``imgio`` argument parser."""
+    from . import __version__
     parser = argparse.ArgumentParser(prog="imgio", description="Scientific image I/O.")
+    parser.add_argument("--version", action="version", version=f"imgio {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -611,6 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files, folders or quoted glob patterns ('slices/*.tif')")
     p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     p.add_argument("--plugin", default=None, help="read with this plugin")
+    _selection_arguments(p)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("convert", help="convert between formats, frame by frame",
@@ -620,22 +834,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", metavar="DST", help="file to write")
     p.add_argument("--compression", default=None,
                    help="compression of DST (e.g. zlib, zstd for TIFF; gzip, lzf for HDF5)")
-    p.add_argument("--dataset", default=None,
-                   help="HDF5 dataset to read (HDF5 SRC) or write (HDF5 DST)")
     p.add_argument("--plugin", default=None, help="read SRC with this plugin")
+    _selection_arguments(p, convert=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("preview", help="a PNG picture of an image or a volume",
-                       description="Write a PNG: for a volume its maximum-intensity "
+    p = sub.add_parser("preview", help="a PNG or JPEG picture of an image or a volume",
+                       description="Write a PNG or JPEG (by -o's extension): for a volume "
+                       "its maximum-intensity "
                        "projection and a montage of evenly spaced slices; for an image a "
                        "thumbnail.  Contrast is stretched to the 0.5..99.5 percentiles.")
     p.add_argument("file", metavar="FILE", help="file, folder or quoted glob to show")
     p.add_argument("-o", "--output", default=None,
-                   help="PNG to write (default: <name>_preview.png here)")
+                   help=".png, .jpg or .jpeg to write (default: <name>_preview.png here)")
     p.add_argument("--slices", type=int, default=8, help="slices in the montage (8)")
     p.add_argument("--size", type=int, default=1024, help="longest side in pixels (1024)")
     p.add_argument("--plugin", default=None, help="read FILE with this plugin")
+    _selection_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_preview)
 
@@ -651,10 +866,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno -> the reason a write failed, as the user reads it
+_WRITE_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                  errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+                  errno.EDQUOT: "disk quota exceeded"}
+_PARTIAL = re.compile(r"^(?P<dir>.*?)(?P<sep>[\\/]?)\.(?P<name>.+)\.[^./\\]+\.imgio-partial$")
+
+
+def _target_of(filename: str) -> str:
+    """The file a write was for, given the temporary ``.NAME.XXXX.imgio-partial`` beside it."""
+    m = _PARTIAL.match(str(filename))
+    return m.group("dir") + m.group("sep") + m.group("name") if m else str(filename)
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception as one readable line."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.errno in _WRITE_REASONS:
+        target = _target_of(exc.filename)
+        text = f"cannot write {target}: {_WRITE_REASONS[exc.errno]}"
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.strerror}: {_target_of(exc.filename)}"
     else:
         text = str(exc) or type(exc).__name__
     text = "; ".join(line.strip() for line in text.splitlines() if line.strip())

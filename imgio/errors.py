@@ -24,6 +24,7 @@ __all__ = [
     "InitializationError",
     "ClosedError",
     "ReadOnlyError",
+    "SelectionError",
     "file_not_found",
     "dir_not_found",
 ]
@@ -107,3 +108,31 @@ def dir_not_found(path: str | os.PathLike) -> FileNotFoundError:
     return FileNotFoundError(
         errno.ENOENT, "The directory to write into does not exist", os.fspath(path)
     )
+
+
+class SelectionError(ImgioError, IndexError):
+    """A selection keyword (``index``, ``level``, ``series``, ``page``, ``dataset``,
+    ``setup`` ...) asks for something the file does not hold.
+
+    Subclasses :class:`IndexError`, what Python and imageio raise for an index
+    out of range; the message names the file, what was asked and what exists.
+    """
+
+
+def selection_error(filename, what: str, value, n: int, plural: str | None = None
+                    ) -> SelectionError:
+    """``<file>: level 3 requested; the file has levels 0-2``."""
+    plural = plural or (what + "s")
+    if n <= 0:
+        has = f"no {plural}"
+    elif n == 1:
+        has = f"only {what} 0"
+    else:
+        has = f"{plural} 0-{n - 1}"
+    return SelectionError(f"{filename}: {what} {value} requested; the file has {has}.")
+
+
+def unexpected_keyword(func: str, names) -> TypeError:
+    """The TypeError Python raises for a keyword a function does not take."""
+    names = sorted(names)
+    return TypeError(f"{func}() got an unexpected keyword argument {names[0]!r}")

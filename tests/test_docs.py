@@ -78,3 +78,43 @@ class TestRawPlugin(PluginConformance):
     def make_image(self, seed=0):
         return np.random.default_rng(seed).integers(0, 1000, (12, 10), dtype=np.uint16)
 # -- plugin example: end
+
+
+# -- every example runs when pasted into a fresh interpreter -----------------------------------
+def _examples():
+    """(id, code) of every ``{doctest}`` and ``python`` block of the docs pages."""
+    import re
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for k, m in enumerate(re.finditer(r"^```(\{doctest\}|python)[^\n]*\n(.*?)^```", text,
+                                          re.S | re.M)):
+            line = text[:m.start()].count("\n") + 1
+            found.append(pytest.param(m.group(1), m.group(2), id=f"{page.stem}:{line}"))
+    return found
+
+
+_RUN_ALONE = r'''
+import doctest, sys
+text = sys.stdin.read()
+kind = sys.argv[1]
+if kind == "python":
+    exec(compile(text, "<docs example>", "exec"), {"__name__": "__main__"})
+else:
+    test = doctest.DocTestParser().get_doctest(text, {"__name__": "__main__"}, "example",
+                                               "<docs>", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    sys.exit(1 if runner.failures else 0)
+'''
+
+
+@pytest.mark.parametrize("kind, code", _examples())
+def test_docs_example_runs_alone(kind, code, tmp_path):
+    """Each example as a user pastes it: a new interpreter, an empty folder, no setup."""
+    import shutil
+    shutil.copy(EXAMPLES / "rawplugin.py", tmp_path / "rawplugin.py")  # pages say: save it here
+    result = subprocess.run([sys.executable, "-c", _RUN_ALONE, kind], input=code,
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, (result.stdout[-4000:] + result.stderr[-3000:])

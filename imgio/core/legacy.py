@@ -232,14 +232,18 @@ class Reader(_Base):
         return self._length
 
     def _count(self) -> int | float:
+        from ..v3 import _SELECTION_KEYWORDS
+        # the keywords that choose what is read (dataset=, level= ...) choose what is counted
+        sel = {k: v for k, v in self._kwargs.items() if k in _SELECTION_KEYWORDS
+               and k not in ("page", "key", "mode", "pilmode", "as_gray", "rotate", "exifrotate")}
         try:
-            n = self._plugin.properties(index=...).n_images
+            n = self._plugin.properties(index=..., **sel).n_images
         except (ShapeError, ValueError, NotImplementedError):
             # images of different shapes cannot be stacked: count them one by one
             n = 0
             while True:
                 try:
-                    self._plugin.properties(index=n)
+                    self._plugin.properties(index=n, **sel)
                 except IndexError:
                     return n
                 except NotImplementedError:

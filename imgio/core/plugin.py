@@ -326,9 +326,11 @@ class PluginV3:
         return index
 
     def _index_error(self, index: Any, n: int, what: str = "image") -> IndexError:
-        return IndexError(
+        from ..errors import SelectionError
+        has = f"{what}s 0-{n - 1}" if n > 1 else f"only {what} 0" if n == 1 else f"no {what}s"
+        return SelectionError(
             f"{self._request.filename}: {what} index {index} is out of range "
-            f"(the file holds {n} {what}{'s' if n != 1 else ''})."
+            f"({what} {index} requested; the file has {has})."
         )
 
     def _normalize_index(self, index: int, n: int, what: str = "image") -> int:

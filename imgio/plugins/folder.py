@@ -33,7 +33,10 @@ from ..core import registry
 from ..core.imopen import imopen
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
-from ..errors import DTypeError, InitializationError, ShapeError
+from ..errors import DTypeError, InitializationError, ShapeError, unexpected_keyword
+
+#: keywords that select an image inside a file: a folder of slices has none of them
+_SELECTIONS = ("series", "level", "page", "key", "dataset", "setup", "channel")
 
 #: raw slices at least this large are read on every CPU (see _default_workers)
 _THREADED_SLICE = 1 << 20
@@ -116,9 +119,13 @@ class FolderPlugin(PluginV3):
         """The volume (``index=None``/``...``) or slice ``index``.
 
         Other keywords (e.g. ``fast=False``) go to each slice's own plugin, which
-        honours or refuses them.
+        honours or refuses them.  Selection keywords are refused: a folder
+        selects a slice by ``index`` alone.
         """
         self._check_open()
+        picked = [k for k in kwargs if k in _SELECTIONS]
+        if picked:
+            raise unexpected_keyword(f"{type(self).__name__}.read", picked)
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             path = self._files[i]
@@ -251,8 +258,7 @@ class FolderPlugin(PluginV3):
             with imopen(self._files[i], "r") as f:
                 return f.properties(**kwargs)
         if kwargs:
-            raise TypeError(f"properties() got an unexpected keyword argument "
-                            f"{next(iter(kwargs))!r}")
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         with imopen(self._files[0], "r") as f:
             props = f.properties()
         if self._slice is None:
@@ -298,6 +304,8 @@ class FolderPlugin(PluginV3):
             i = self._normalize_index(index, len(self._files), "slice")
             with imopen(self._files[i], "r") as f:
                 return f.metadata(exclude_applied=exclude_applied, **kwargs)
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         with imopen(self._files[0], "r") as f:
             first = f.metadata(exclude_applied=exclude_applied)
         return {"files": list(self._files), "n_files": len(self._files),
@@ -308,8 +316,7 @@ class FolderPlugin(PluginV3):
         """One slice along the first axis, and each slice's own chunks."""
         self._check_open()
         if selection:
-            raise TypeError(f"chunks() got an unexpected keyword argument "
-                            f"{next(iter(selection))!r}")
+            raise unexpected_keyword(f"{type(self).__name__}.chunks", selection)
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             with imopen(self._files[i], "r") as f:
@@ -324,8 +331,7 @@ class FolderPlugin(PluginV3):
         """``read(...)[box]``: each slice the box touches, opened and asked for its part."""
         self._check_open()
         if selection:
-            raise TypeError(f"read_region() got an unexpected keyword argument "
-                            f"{next(iter(selection))!r}")
+            raise unexpected_keyword(f"{type(self).__name__}.read_region", selection)
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             with imopen(self._files[i], "r") as f:

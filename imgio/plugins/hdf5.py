@@ -59,6 +59,8 @@ import numpy as np
 from .. import _kernels
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _hdf5
+from .physical import normalize_unit
+from ..errors import selection_error, unexpected_keyword
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImgioError,
                       InitializationError, ShapeError)
 
@@ -393,6 +395,8 @@ class _Node:
     spacing: tuple | None = None
     axes: str | None = None
     units: tuple | None = None
+    #: where the spacing came from (see imgio.plugins.physical.SOURCES)
+    source: str | None = None
     attrs: dict
 
     def read_all(self) -> np.ndarray:
@@ -497,7 +501,8 @@ class _StackNode(_Node):
             self.axes = axis + first.axes
         if first.spacing is not None:
             self.spacing = (None,) + tuple(first.spacing)
-            self.units = ("",) + tuple(first.units or ("",) * len(first.spacing))
+            self.units = (None,) + tuple(first.units or (None,) * len(first.spacing))
+            self.source = first.source
 
     def read_frames(self, a: int, b: int, out: np.ndarray) -> None:
         for i in range(a, b):
@@ -508,8 +513,22 @@ class _StackNode(_Node):
             yield m.read_all()
 
 
-def _physical(ds) -> tuple[tuple | None, str | None, tuple | None]:
-    """(spacing, axes, units) of a dataset from the common attribute conventions."""
+def _floats(value) -> list[float]:
+    """An attribute's numbers as floats; float32 values rounded to what was written."""
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.dtype == np.float32:
+        return [float(f"{v:.7g}") for v in arr.tolist()]
+    return [float(v) for v in arr.astype(np.float64).tolist()]
+
+
+def _physical(ds) -> tuple[tuple | None, str | None, tuple | None, str | None]:
+    """(spacing, axes, units, source) of a dataset from the common attribute conventions.
+
+    ``spacing`` + ``units`` attributes (imgio's own, and h5py users') win; then
+    ``element_size_um`` (Fiji, ilastik, CellProfiler), which counts from the
+    last axis: 3 values are Z, Y, X.  Units are in the vocabulary of
+    :mod:`imgio.plugins.physical` (``None`` where unknown).
+    """
     ndim = ds.ndim
     attrs = ds.attrs
     axes = None
@@ -535,7 +554,7 @@ def _physical(ds) -> tuple[tuple | None, str | None, tuple | None]:
         except (ValueError, KeyError, TypeError):
             pass
 
-    spacing = units = None
+    spacing = units = source = None
     unit_attr = None
     for key in ("units", "unit"):
         if key in attrs:
@@ -543,29 +562,41 @@ def _physical(ds) -> tuple[tuple | None, str | None, tuple | None]:
             unit_attr = tuple(str(x) for x in u) if isinstance(u, list) else str(u)
             break
     if "spacing" in attrs:
-        sp = np.atleast_1d(np.asarray(attrs["spacing"], np.float64))
-        if sp.size == ndim:
-            spacing = tuple(None if np.isnan(s) else float(s) for s in sp)
+        try:
+            sp = _floats(attrs["spacing"])
+        except (TypeError, ValueError):
+            sp = []
+        if len(sp) == ndim:
+            spacing = tuple(None if not np.isfinite(s) else s for s in sp)
+            source = "spacing_attribute"
     if spacing is None and "element_size_um" in attrs:
-        esu = [float(s) for s in np.atleast_1d(np.asarray(attrs["element_size_um"], np.float64))]
-        if 0 < len(esu) <= ndim:
+        try:
+            esu = _floats(attrs["element_size_um"])
+        except (TypeError, ValueError):
+            esu = []
+        if 0 < len(esu) <= min(ndim, 3):
             sp_list: list = [None] * ndim
-            if len(esu) < ndim and axes is not None and all(c in axes for c in "ZYX"[-len(esu):]):
-                for letter, value in zip("ZYX"[-len(esu):], esu):
+            letters = "ZYX"[-len(esu):]
+            if axes is not None and all(c in axes for c in letters):
+                for letter, value in zip(letters, esu):
                     sp_list[axes.index(letter)] = value
             else:
                 sp_list[ndim - len(esu):] = esu
+                if axes is None and len(esu) == ndim:
+                    axes = letters  # element_size_um is Z, Y, X
             spacing = tuple(sp_list)
+            source = "element_size_um"
             if unit_attr is None:
-                unit_attr = tuple("um" if s is not None else "" for s in spacing)
+                unit_attr = tuple("um" if s is not None else None for s in spacing)
     if spacing is not None:
         if isinstance(unit_attr, tuple) and len(unit_attr) == ndim:
-            units = unit_attr
+            units = tuple(normalize_unit(u) for u in unit_attr)
         elif isinstance(unit_attr, str):
-            units = tuple(unit_attr if s is not None else "" for s in spacing)
+            units = tuple(normalize_unit(unit_attr) if s is not None else None
+                          for s in spacing)
         else:
-            units = ("",) * ndim
-    return spacing, axes, units
+            units = (None,) * ndim
+    return spacing, axes, units, source
 
 
 class Hdf5Plugin(PluginV3):
@@ -726,7 +757,8 @@ class Hdf5Plugin(PluginV3):
                     + self._listing(list(self.datasets.items())))
             if isinstance(obj, h5py.Dataset):
                 if level:
-                    raise FormatError("level= applies to BigDataViewer and Imaris files only")
+                    raise selection_error(f"{self._request.filename} ({obj.name}, not a "
+                                          "pyramid)", "level", level, 1)
                 return self._dataset_node(obj)
             if dataset.strip("/") == "" and self._is_imaris():
                 return self._imaris_node(level)
@@ -745,7 +777,11 @@ class Hdf5Plugin(PluginV3):
         if self._is_bdv():
             return self._bdv_node(level, setup)
         if level:
-            raise FormatError("level= applies to BigDataViewer and Imaris files only")
+            raise selection_error(f"{self._request.filename} (no BigDataViewer or Imaris "
+                                  "pyramid)", "level", level, 1)
+        if setup:
+            raise selection_error(f"{self._request.filename} (not a BigDataViewer file)",
+                                  "setup", setup, 1)
         cands = self._candidates()
         if not cands:
             raise FormatError(
@@ -776,7 +812,7 @@ class Hdf5Plugin(PluginV3):
 
     def _dataset_node(self, ds) -> _DatasetNode:
         node = _DatasetNode(self, ds)
-        node.spacing, node.axes, node.units = _physical(ds)
+        node.spacing, node.axes, node.units, node.source = _physical(ds)
         return node
 
     # -- BigDataViewer ---------------------------------------------------------------
@@ -812,12 +848,11 @@ class Hdf5Plugin(PluginV3):
         sname = f"s{setup:02d}"
         if f"{sname}/resolutions" not in f:
             setups = sorted(k for k in f.keys() if re.fullmatch(r"s\d{2}", k))
-            raise FormatError(f"{self._request.filename}: BigDataViewer setup {setup} not found "
-                              f"(setups: {', '.join(setups)})")
+            raise selection_error(f"{self._request.filename} (BigDataViewer setups "
+                                  f"{', '.join(setups)})", "setup", setup, len(setups))
         resolutions = np.asarray(f[f"{sname}/resolutions"], np.float64).reshape(-1, 3)
         if not 0 <= level < len(resolutions):
-            raise IndexError(f"{self._request.filename}: resolution level {level} is out of "
-                             f"range (the file holds {len(resolutions)} levels)")
+            raise selection_error(self._request.filename, "level", level, len(resolutions))
         times = sorted((k for k in f.keys() if re.fullmatch(r"t\d{5}", k)
                         and f"{k}/{sname}/{level}/cells" in f), key=_natural_key)
         if not times:
@@ -834,8 +869,9 @@ class Hdf5Plugin(PluginV3):
             node.axes = "ZYX"[-ds.ndim:]
             if voxel is not None and ds.ndim == 3:
                 zyx = np.asarray(voxel[::-1]) * resolutions[level][::-1]
-                node.spacing = tuple(float(v) for v in zyx)
-                node.units = (unit or "",) * 3
+                node.spacing = tuple(float(f"{v:.10g}") for v in zyx)
+                node.units = (normalize_unit(unit),) * 3
+                node.source = "bigdataviewer"
             nodes.append(node)
         if len(nodes) == 1:
             return nodes[0]
@@ -850,8 +886,7 @@ class Hdf5Plugin(PluginV3):
         lname = f"DataSet/ResolutionLevel {level}"
         if lname not in f:
             n = sum(1 for k in f["DataSet"].keys() if k.startswith("ResolutionLevel "))
-            raise IndexError(f"{self._request.filename}: resolution level {level} is out of "
-                             f"range (the file holds {n} levels)")
+            raise selection_error(self._request.filename, "level", level, n)
         lgroup = f[lname]
         times = sorted((k for k in lgroup.keys() if k.startswith("TimePoint ")), key=_natural_key)
         if not times:
@@ -898,12 +933,13 @@ class Hdf5Plugin(PluginV3):
         per_t = [frames(t) for t in times]
         shape = per_t[0][0].shape
         if all(None not in e for e in ext) and len(shape) == 3:
-            spacing = tuple(float((hi - lo) / s) for (lo, hi), s in zip(ext, shape))
+            spacing = tuple(float(f"{(hi - lo) / s:.10g}") for (lo, hi), s in zip(ext, shape))
         for nodes in per_t:
             for node in nodes:
                 node.axes = "ZYX"
                 if spacing is not None:
-                    node.spacing, node.units = spacing, (unit,) * 3
+                    node.spacing, node.units = spacing, (normalize_unit(unit),) * 3
+                    node.source = "imaris"
         tnodes = [n[0] if len(n) == 1 else _StackNode(f"{lname}/{t}", n, axis="C")
                   for t, n in zip(times, per_t)]
         if len(tnodes) == 1:
@@ -915,7 +951,7 @@ class Hdf5Plugin(PluginV3):
              setup: int | None = None, **kwargs) -> np.ndarray:
         """The dataset (``index=None`` or ``...``) or frame ``index`` along axis 0."""
         if kwargs:
-            raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         index = self._volume_index(index)
         node = self._node(dataset, level, setup)
         try:
@@ -941,7 +977,7 @@ class Hdf5Plugin(PluginV3):
              setup: int | None = None, **kwargs) -> Iterator[np.ndarray]:
         """Yield the frames (axis 0) one at a time; a 2-D dataset yields itself once."""
         if kwargs:
-            raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.iter", kwargs)
         node = self._node(dataset, level, setup)
         try:
             if len(node.shape) <= 2:
@@ -957,7 +993,7 @@ class Hdf5Plugin(PluginV3):
                    level: int | None = None, setup: int | None = None,
                    **kwargs) -> ImageProperties:
         if kwargs:
-            raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         index = self._volume_index(index)
         node = self._node(dataset, level, setup)
         shape, sp, ax, un = node.shape, node.spacing, node.axes, node.units
@@ -967,7 +1003,7 @@ class Hdf5Plugin(PluginV3):
                     (1,) + shape, node.dtype, n_images=1, is_batch=True,
                     spacing=None if sp is None else (None,) + tuple(sp),
                     axes=None if ax is None else "I" + ax,
-                    units=None if un is None else ("",) + tuple(un))
+                    units=None if un is None else (None,) + tuple(un))
             if index is not None:
                 self._normalize_index(index, 1)
             return ImageProperties(shape, node.dtype, n_images=1, is_batch=False,
@@ -989,7 +1025,7 @@ class Hdf5Plugin(PluginV3):
         holds the file attributes and the listing only.
         """
         if kwargs:
-            raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         self._check_open()
         try:
             return self._metadata(index, dataset, level, setup)
@@ -1010,12 +1046,28 @@ class Hdf5Plugin(PluginV3):
         if node is not None:
             meta.update(node.attrs)
             meta["dataset"] = node.name
+            meta["spacing_source"] = node.source
             meta["shape"], meta["dtype"] = tuple(node.shape), str(node.dtype)
             if index is not None and index is not Ellipsis:
                 n = node.shape[0] if len(node.shape) > 2 else 1
                 meta["index"] = self._normalize_index(index, n, "frame")
         meta["datasets"] = {p: (s, str(d)) for p, (s, d) in self.datasets.items()}
+        meta["dataset_details"] = self._dataset_details()
         return meta
+
+    def _dataset_details(self) -> dict:
+        """``path -> {shape, dtype, chunks, compression}`` of every dataset (``imgio info``)."""
+        found: dict = {}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                found["/" + name] = {
+                    "shape": list(obj.shape), "dtype": str(obj.dtype),
+                    "chunks": None if obj.chunks is None else list(obj.chunks),
+                    "compression": obj.compression or "none"}
+
+        self._h5.visititems(visit)
+        return found
 
     # -- writing -------------------------------------------------------------------------
     def _writer(self, mode: str | None):

@@ -20,6 +20,7 @@ from numpy.lib import format as npformat
 from .. import _kernels
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _npy, _zip
+from ..errors import unexpected_keyword
 from ..errors import CorruptFileError, InitializationError, ShapeError
 
 __all__ = ["NpyPlugin", "NpzPlugin"]
@@ -71,7 +72,7 @@ class NpyPlugin(PluginV3):
         """Read the array; ``mmap=True`` memory-maps a file on disk instead."""
         self._check_open()
         if kwargs:
-            raise TypeError(f"unexpected keywords for the npy plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         if index not in (None, 0, -1, Ellipsis):
             raise self._index_error(index, 1)
         try:
@@ -90,6 +91,8 @@ class NpyPlugin(PluginV3):
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         if index not in (None, 0, -1, Ellipsis):
             raise self._index_error(index, 1)
         if index is Ellipsis:
@@ -98,6 +101,10 @@ class NpyPlugin(PluginV3):
 
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
+        if index not in (None, 0, -1, Ellipsis):
+            raise self._index_error(index, 1)
         return {"shape": tuple(self._shape), "dtype": str(self._dtype)}
 
     def write(self, ndimage, *, is_batch: bool | None = None, **kwargs) -> bytes | None:
@@ -261,7 +268,7 @@ class NpzPlugin(PluginV3):
     def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
         self._check_open()
         if kwargs:
-            raise TypeError(f"unexpected keywords for the npz plugin: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         n = len(self._names)
         if index is Ellipsis:
             self._check_equal()
@@ -279,11 +286,15 @@ class NpzPlugin(PluginV3):
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.iter", kwargs)
         for i in range(len(self._names)):
             yield self._load(i)
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         n = len(self._names)
         if index is Ellipsis:
             self._check_equal()
@@ -294,6 +305,8 @@ class NpzPlugin(PluginV3):
 
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         self._check_open()
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         if index is None or index is Ellipsis:
             return {"keys": self.keys, "n_images": len(self._names)}
         i = self._normalize_index(index, len(self._names), "array")

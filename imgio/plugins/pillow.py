@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
 import zlib
 from typing import Any, Iterator
@@ -44,6 +45,7 @@ from .. import _kernels
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _pillow
+from ..errors import unexpected_keyword
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                       InitializationError, ShapeError)
 
@@ -330,7 +332,8 @@ class PillowPlugin(PluginV3):
         as_gray = bool(kwargs.pop("as_gray", False))
         writeable = bool(kwargs.pop("writeable_output", True))
         if kwargs:
-            raise TypeError(f"unexpected keywords for the pillow plugin: {sorted(kwargs)}")
+            caller = sys._getframe(1).f_code.co_name  # read, iter or properties
+            raise unexpected_keyword(f"{type(self).__name__}.{caller}", kwargs)
         if mode is not None:
             try:
                 ImageMode.getmode(mode)
@@ -458,7 +461,7 @@ class PillowPlugin(PluginV3):
         """
         self._check_open()
         if kwargs:
-            raise TypeError(f"unexpected keywords for the pillow metadata: {sorted(kwargs)}")
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         if index is None or index is Ellipsis:
             i = 0
             info = dict(self._info0)

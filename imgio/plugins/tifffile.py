@@ -52,9 +52,11 @@ import tifffile
 
 from .. import _kernels
 from ..core.plugin import ImageProperties, PluginV3
+from .physical import METERS, normalize_unit
 from ..core.registry import _tiff
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
-                      ImgioError, InitializationError, ShapeError)
+                      ImgioError, InitializationError, ShapeError, selection_error,
+                      unexpected_keyword)
 
 __all__ = ["TifffilePlugin", "WRITES_PHYSICAL", "MAX_BYTES", "normalize_unit"]
 
@@ -76,6 +78,9 @@ _DAMAGE = (tifffile.TiffFileError, ValueError, EOFError, OSError, KeyError, Inde
 _BIGTIFF_ABOVE = 2**32 - 2**25
 
 _NATIVE = "<" if np.little_endian else ">"
+
+#: read keywords passed on to tifffile's ``asarray`` (anything else is refused)
+_ASARRAY_KEYS = frozenset({"level", "squeeze", "buffersize"})
 
 
 _SMALL_FILE = 512 << 10  # below this, decoding threads cost more than they save
@@ -100,33 +105,11 @@ def _try_fast(path, out=None, max_bytes=None, fd=None, head=None, size=None):
 
 
 # -- units and physical sizes -------------------------------------------------------------
-_UNITS = {
-    "um": "um", "µm": "um", "μm": "um", "micron": "um", "microns": "um",
-    "micrometer": "um", "micrometre": "um", "\\u00b5m": "um",
-    "nm": "nm", "nanometer": "nm", "nanometre": "nm",
-    "mm": "mm", "millimeter": "mm", "millimetre": "mm",
-    "cm": "cm", "centimeter": "cm", "centimetre": "cm",
-    "m": "m", "meter": "m", "metre": "m",
-    "inch": "inch", "in": "inch", "inches": "inch",
-    "a": "angstrom", "å": "angstrom", "angstrom": "angstrom", "pm": "pm",
-    "s": "s", "sec": "s", "second": "s", "seconds": "s",
-    "ms": "ms", "µs": "us", "μs": "us", "us": "us", "ns": "ns",
-    "min": "min", "minute": "min", "minutes": "min", "h": "h", "hour": "h", "hours": "h",
-}
+# the unit vocabulary is shared by every plugin (imgio.plugins.physical)
 #: how imgio writes a unit into ImageJ and OME metadata
 _IMAGEJ_UNIT = {"um": "micron"}
 _OME_UNIT = {"um": "µm", "us": "µs", "angstrom": "Å", "inch": "in"}
 _IN_CM = {"nm": 1e-7, "um": 1e-4, "mm": 0.1, "cm": 1.0, "m": 100.0, "inch": 2.54}
-
-
-def normalize_unit(unit: Any) -> str | None:
-    """``"micron"``, ``"µm"``, ``"um"`` -> ``"um"``; ``None`` for pixel or no unit."""
-    if unit is None:
-        return None
-    text = str(unit).strip()
-    if not text or text.lower() in ("pixel", "pixels", "px", "none"):
-        return None
-    return _UNITS.get(text, _UNITS.get(text.lower(), text))
 
 
 def _positive(value: Any) -> float | None:
@@ -161,15 +144,27 @@ def _resolution_yx(page) -> tuple[float | None, float | None]:
 
 def _resolution_spacing(page) -> tuple[tuple | None, tuple | None]:
     """(spacing, units) of the Y and X axes from a page's resolution tags."""
+    # Only a metric unit makes the tags a pixel size: inches (the default, and the
+    # 72/96 dpi screens, scanners and MetaMorph write) and RESUNIT.NONE are
+    # display or print settings; the raw tags stay in the metadata.
     unit_tag = page.tags.get("ResolutionUnit")
     unit = int(unit_tag.value) if unit_tag is not None else 2
-    names = {2: "inch", 3: "cm"}
-    if unit not in names:  # RESUNIT.NONE: the numbers carry no physical size
+    if unit != 3:
         return None, None
     sy, sx = _resolution_yx(page)
     if sy is None or sx is None:
         return None, None
-    return (sy, sx), (names[unit], names[unit])
+    return (sy, sx), ("cm", "cm")
+
+
+def _meters_to(value: float, unit: str) -> float:
+    """A length in meters expressed in ``unit``, rounded to 10 significant digits."""
+    return float(f"{value / METERS[unit]:.10g}")
+
+
+def _sem_unit(meters: float) -> str:
+    """The unit an electron microscope shows a pixel size in: nm below 1 um, else um."""
+    return "nm" if meters < 1e-6 else "um"
 
 
 def _ome_images(xml: str) -> list[ET.Element]:
@@ -372,37 +367,80 @@ class TifffilePlugin(PluginV3):
         except Exception as exc:
             raise self._damaged(exc) from exc
 
-    def _n_pages(self, index: Any) -> tuple[int | None, int]:
+    def _n_pages(self, index: Any, level: int | None = None) -> tuple[int | None, int]:
         """(series or None, page count) that ``page=`` counts in."""
+        if level is not None:
+            s = 0 if index is None or index is Ellipsis else self._series_index(index)
+            return s, self._guard(len, self._level(s, level).pages)
         if index is None or index is Ellipsis:
             return None, self._guard(len, self._tif.pages)
         s = self._series_index(index)
         return s, self._guard(len, self._series[s].pages)
 
+    # -- selection keywords -------------------------------------------------------------
+    @staticmethod
+    def _aliases(index: Any, page: Any, kwargs: dict) -> tuple[Any, Any]:
+        """``key=`` is ``page=`` and ``series=`` is ``index=`` (tifffile's names)."""
+        if "key" in kwargs:
+            key = kwargs.pop("key")
+            if page is not None and key is not None:
+                raise ValueError("Can't use `page` and `key` at the same time.")
+            page = key if page is None else page
+        if "series" in kwargs:
+            series = kwargs.pop("series")
+            if index is not None and series is not None:
+                raise ValueError("Can't use `series` and `index` at the same time.")
+            index = series if index is None else index
+        return index, page
+
+    def _level_index(self, s: int, level: Any) -> int:
+        """``level`` as an index into series ``s``' pyramid levels, or a SelectionError."""
+        n = self._guard(len, self._series[s].levels)
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+            raise TypeError(f"level must be an int, not {type(level).__name__}")
+        if not -n <= level < n:
+            where = f" (series {s})" if len(self._series) > 1 else ""
+            raise selection_error(f"{self._request.filename}{where}", "level", level, n)
+        return int(level) % n
+
+    def _level(self, s: int, level: Any):
+        """Series ``s`` at pyramid ``level`` (``None``: the series itself)."""
+        ser = self._series[s]
+        if level is None:
+            return ser
+        return ser.levels[self._level_index(s, level)]
+
     def read(self, *, index: Any = None, page: int | None = None, out=None, mmap: bool = False,
              fast: bool = True, maxworkers: int | None = None, **kwargs) -> np.ndarray:
         self._check_open()
-        if "key" in kwargs:
-            if page is not None:
-                raise ValueError("Can't use `page` and `key` at the same time.")
-            page = kwargs.pop("key")
-        if "series" in kwargs:
-            if index is not None:
-                raise ValueError("Can't use `series` and `index` at the same time.")
-            index = kwargs.pop("series")
+        if kwargs.get("series") is not None:
+            index = self._volume_index(index)  # v2's volread(series=k) reads series k
+        index, page = self._aliases(index, page, kwargs)
         self._max_bytes = kwargs.pop("max_bytes", None)
+        unknown = set(kwargs) - _ASARRAY_KEYS
+        if unknown:
+            raise unexpected_keyword(f"{type(self).__name__}.read", unknown)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if kwargs.get("level") is not None:
+            if mmap:
+                raise ValueError("`mmap=True` maps level 0 of a series; drop `level=`.")
+            for i in (range(len(self._series)) if index is Ellipsis
+                      else [None if index is None else self._series_index(index)]):
+                kwargs["level"] = self._level_index(0 if i is None else i, kwargs["level"])
         if page is not None:
             if mmap:
                 raise ValueError("`mmap=True` maps a whole series; drop `page=`.")
-            s, n = self._n_pages(index)
+            s, n = self._n_pages(index, kwargs.get("level"))
             key = self._normalize_index(page, n, "page")
+            if kwargs.get("level") is not None and s is None:
+                s = 0
             return self._guard(self._tif.asarray, key=key, series=s, out=out, **kwargs)
         if index is Ellipsis:
             if mmap:
                 raise ValueError("`mmap=True` maps one series; pass index=i, not `...`.")
-            self._check_equal_shapes()
+            self._check_equal_shapes(kwargs.get("level"))
             if out is None:
-                self._check_allocation(self._series[0], len(self._series))
+                self._check_allocation(self._level(0, kwargs.get("level")), len(self._series))
             workers = self._workers(maxworkers)
             return self._guard(_kernels.stack_frames, (
                 s.asarray(maxworkers=workers, **kwargs) for s in self._series), out=out)
@@ -467,6 +505,13 @@ class TifffilePlugin(PluginV3):
 
     def _read_series(self, s: int, out, workers: int, kwargs: dict) -> np.ndarray:
         ser = self._series[s]
+        if kwargs.get("level"):  # a sub-resolution level: tifffile reads it
+            kwargs = dict(kwargs)
+            level = self._level(s, kwargs.pop("level"))
+            if out is None:
+                self._check_allocation(level)
+            return level.asarray(out=out, maxworkers=workers, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k != "level"}
         offset = self._contiguous_offset(ser)
         direct = (offset is not None and self._request.kind == "path" and not kwargs
                   and ser.dtype.kind in "biufc")
@@ -507,8 +552,8 @@ class TifffilePlugin(PluginV3):
         return np.memmap(self._request.path, dtype=dtype, mode="r", offset=offset,
                          shape=tuple(ser.shape))
 
-    def _check_equal_shapes(self) -> None:
-        shapes = {(s.shape, s.dtype) for s in self._series}
+    def _check_equal_shapes(self, level: int | None = None) -> None:
+        shapes = {(self._level(i, level).shape, s.dtype) for i, s in enumerate(self._series)}
         if len(shapes) > 1:
             raise ShapeError(
                 f"{self._request.filename}: index=... stacks all series, but they differ: "
@@ -516,8 +561,12 @@ class TifffilePlugin(PluginV3):
                 + "; read them one by one with index=i or imiter().")
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
-        """Yield each series as one ndimage."""
+        """Yield each series as one ndimage (only series ``series=`` when given)."""
         self._check_open()
+        series = kwargs.pop("series", None)
+        if series is not None:
+            yield self.read(index=series, **kwargs)
+            return
         for i in range(len(self._series)):
             yield self.read(index=i, **kwargs)
 
@@ -528,12 +577,54 @@ class TifffilePlugin(PluginV3):
         for i in range(self._guard(len, pages)):
             yield self._guard(lambda: pages[i].asarray(**kwargs))
 
-    def properties(self, *, index: Any = None, page: int | None = None, **kwargs) -> ImageProperties:
-        """Shape, dtype, axes, spacing and units of a series (or of a page)."""
+    def properties(self, *, index: Any = None, page: int | None = None, level: int | None = None,
+                   squeeze: bool | None = None, **kwargs) -> ImageProperties:
+        """Shape, dtype, axes, spacing and units of a series (or of a page).
+
+        Takes the selection keywords of :meth:`read` (``index``/``series``,
+        ``page``/``key``, ``level``, ``squeeze``) and means the same by them.
+        """
         self._check_open()
-        if kwargs:  # series=, level= (what read() takes), else Python's TypeError
-            return self._guard(self._selected_properties, index, page, kwargs)
-        return self._guard(self._properties, index, page)
+        index, page = self._aliases(index, page, kwargs)
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
+        if level is not None:
+            return self._guard(self._level_properties, index, page, level, squeeze)
+        props = self._guard(self._properties, index, page)
+        if squeeze is False and page is None and index is not Ellipsis:
+            ser = self._series[self._series_index(index)]
+            shape, axes = tuple(ser.get_shape(False)), ser.get_axes(False)
+            if shape != props.shape:
+                return ImageProperties(shape=shape, dtype=props.dtype, axes=axes)
+        return props
+
+    def _level_properties(self, index, page, level, squeeze) -> ImageProperties:
+        """Properties of pyramid ``level`` (spacing scaled by the level's subsampling)."""
+        if index is Ellipsis:
+            self._check_equal_shapes(level)
+            one = self._level_properties(0, page, level, squeeze)
+            n = len(self._series)
+            return ImageProperties(
+                shape=(n,) + one.shape, dtype=one.dtype, n_images=n, is_batch=True,
+                spacing=None if one.spacing is None else (None,) + one.spacing,
+                axes=None if one.axes is None else "I" + one.axes,
+                units=None if one.units is None else (None,) + one.units)
+        s = 0 if index is None else self._series_index(index)
+        ser, lev = self._series[s], self._level(s, level)
+        if page is not None:
+            p = lev.pages[self._normalize_index(page, len(lev.pages), "page")]
+            p = p.keyframe if getattr(p, "keyframe", None) is not None else p
+            return ImageProperties(shape=p.shape, dtype=p.dtype, axes=p.axes)
+        spacing, units = self._spacing(s)
+        shape = tuple(lev.get_shape(squeeze)) if squeeze is not None else tuple(lev.shape)
+        axes = lev.get_axes(squeeze) if squeeze is not None else lev.axes
+        if spacing is not None and len(ser.shape) == len(lev.shape) == len(shape):
+            spacing = tuple(None if sp is None else float(f"{sp * full / part:.10g}")
+                            for sp, full, part in zip(spacing, ser.shape, lev.shape))
+        else:
+            spacing = units = None
+        return ImageProperties(shape=shape, dtype=lev.dtype, spacing=spacing, axes=axes,
+                               units=units)
 
     def _properties(self, index: Any, page: int | None) -> ImageProperties:
         if page is not None:
@@ -572,9 +663,20 @@ class TifffilePlugin(PluginV3):
     # -- physical metadata -----------------------------------------------------------
     def _spacing(self, s: int) -> tuple[tuple | None, tuple | None]:
         """Per-axis spacing and units of series ``s`` (None where unknown)."""
+        spacing, units, _ = self._spacing_source(s)
+        return spacing, units
+
+    def _spacing_source(self, s: int) -> tuple[tuple | None, tuple | None, str | None]:
+        """(spacing, units, source) of series ``s``; see :mod:`imgio.plugins.physical`.
+
+        Instrument calibrations first (OME, ImageJ, imgio's JSON, LSM, STK, FEI,
+        Zeiss SEM), then resolution tags in centimeters; never inches.
+        """
         ser = self._series[s]
-        for source in (self._ome_found, self._imagej_found, self._shaped_found,
-                       self._lsm_found, self._stk_found):
+        for name, source in (("ome", self._ome_found), ("imagej", self._imagej_found),
+                             ("imgio", self._shaped_found), ("lsm", self._lsm_found),
+                             ("stk", self._stk_found), ("fei", self._fei_found),
+                             ("zeiss_sem", self._sem_found)):
             try:
                 found = source(s, ser)
             except Exception:  # odd vendor metadata must never break reading
@@ -582,11 +684,46 @@ class TifffilePlugin(PluginV3):
             if found:
                 spacing, units = _per_axis(ser.axes, found)
                 if spacing is not None:
-                    return spacing, units
+                    return spacing, units, name
         yx, units = _resolution_spacing(ser.keyframe)
         if yx is None:
-            return None, None
-        return _per_axis(ser.axes, {"Y": (yx[0], units[0]), "X": (yx[1], units[1])})
+            return None, None, None
+        spacing, units = _per_axis(ser.axes, {"Y": (yx[0], units[0]), "X": (yx[1], units[1])})
+        return spacing, units, None if spacing is None else "resolution"
+
+    def _fei_found(self, s: int, ser) -> dict | None:
+        """FEI/Thermo SEM and FIB: ``[Scan] PixelWidth/PixelHeight`` in meters."""
+        fei = self._tif.fei_metadata if self._tif.is_fei else None
+        if not fei or s != 0:
+            return None
+        scan = fei.get("Scan") or fei.get("EScan") or {}
+        found = {}
+        for ax, key in (("X", "PixelWidth"), ("Y", "PixelHeight")):
+            v = _positive(scan.get(key))
+            if v is not None:
+                unit = _sem_unit(v)
+                found[ax] = (_meters_to(v, unit), unit)
+        if "X" in found and "Y" not in found:
+            found["Y"] = found["X"]
+        return found
+
+    def _sem_found(self, s: int, ser) -> dict | None:
+        """Zeiss SEM (CZ_SEM tag): ``ap_pixel_size`` = ("Pixel Size", value, unit)."""
+        sem = self._tif.sem_metadata if self._tif.is_sem else None
+        if not sem or s != 0:
+            return None
+        entry = sem.get("ap_pixel_size")
+        if not isinstance(entry, (tuple, list)) or len(entry) < 2:
+            return None
+        v = _positive(entry[1])
+        unit = normalize_unit(entry[2]) if len(entry) > 2 else None
+        if v is None or unit is None:
+            return None
+        if unit in METERS and unit not in ("nm", "um"):
+            meters = v * METERS[unit]
+            unit = _sem_unit(meters)
+            v = _meters_to(meters, unit)
+        return {"X": (v, unit), "Y": (v, unit)}
 
     def _ome_found(self, s: int, ser) -> dict | None:
         if not self._tif.is_ome:
@@ -643,7 +780,7 @@ class TifffilePlugin(PluginV3):
         for ax in "XYZ":
             v = _positive(lsm.get(f"VoxelSize{ax}"))
             if v is not None:
-                found[ax] = (v * 1e6, "um")  # LSM stores meters
+                found[ax] = (_meters_to(v, "um"), "um")  # LSM stores meters
         dt = _positive(lsm.get("TimeIntervall"))
         if dt is not None:
             found["T"] = (dt, "s")
@@ -664,7 +801,7 @@ class TifffilePlugin(PluginV3):
                 found[ax] = (v, unit)
         return found
 
-    def metadata(self, *, index: Any = None, page: int | None = None,
+    def metadata(self, *, index: Any = None, page: int | None = None, level: int | None = None,
                  exclude_applied: bool = True, **kwargs) -> dict:
         """File-level metadata for ``index=None`` (or ``...``), else the tags of a series.
 
@@ -674,7 +811,20 @@ class TifffilePlugin(PluginV3):
         name plus ``shape``, ``axes``, ``spacing``, ``units`` and ``compression``.
         """
         self._check_open()
-        return self._guard(self._metadata, index, page)
+        index, page = self._aliases(index, page, kwargs)
+        if kwargs:
+            raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
+        meta = self._guard(self._metadata, index, page)
+        if page is None:
+            s = 0 if index is None or index is Ellipsis else self._series_index(index)
+            meta["spacing_source"] = self._guard(self._spacing_source, s)[2]
+        if level is not None:
+            s = 0 if index is None or index is Ellipsis else self._series_index(index)
+            lev = self._level(s, level)
+            meta["level"] = self._level_index(s, level)
+            if "shape" in meta or index is not None:
+                meta["shape"] = tuple(lev.shape)
+        return meta
 
     def _metadata(self, index: Any, page: int | None) -> dict:
         tif = self._tif
@@ -1169,14 +1319,6 @@ class TifffilePlugin(PluginV3):
                                    f"{block.shape[1:]}, expected {tuple(seg[1:])}.")
         np.copyto(target, piece)
 
-    def _selected_properties(self, index: Any, page, selection: dict) -> ImageProperties:
-        """properties() with ``series=``/``level=``: the selected series or level."""
-        selection = dict(selection, page=page)
-        kind, shape, dtype, obj = self._region_target(index, selection, "properties")
-        if selection.get("level") is None and kind != "page":
-            return self._properties(selection.get("series", index), None)
-        return ImageProperties(shape=shape, dtype=dtype,
-                               axes=getattr(obj, "axes", None))
 
 
 #: placeholder description of an appended series, replaced when the writer closes

@@ -338,7 +338,7 @@ def test_bigdataviewer(tmp_path, xml):
     if xml:
         assert props.spacing == (None, 2.0, 0.3, 0.25)
         assert iio.improps(path, level=1, index=0).spacing == (2.0, 0.6, 0.5)
-        assert iio.improps(path, index=0).units == ("µm",) * 3
+        assert iio.improps(path, index=0).units == ("um",) * 3
     else:
         assert props.spacing is None
     with pytest.raises(IndexError, match="level 5"):

@@ -72,5 +72,5 @@ def test_npz_stores_uncompressed_on_request():
 
 
 def test_npz_rejects_unknown_keyword(tmp_path):
-    with pytest.raises(TypeError, match="unexpected keywords"):
+    with pytest.raises(TypeError, match="unexpected keyword"):
         iio.imwrite(tmp_path / "x.npz", np.zeros((2, 2)), quality=3)

@@ -208,7 +208,7 @@ def test_as_gray_is_float_luminance():
 def test_bad_mode_and_keywords():
     with pytest.raises(ValueError, match="not a Pillow image mode"):
         iio.imread(DATA / "camera.png", mode="XYZ")
-    with pytest.raises(TypeError, match="unexpected keywords"):
+    with pytest.raises(TypeError, match="unexpected keyword"):
         iio.imread(DATA / "camera.png", quality=3)
     with pytest.raises(ValueError, match="same keyword"):
         iio.imread(DATA / "camera.png", mode="L", pilmode="RGB")
