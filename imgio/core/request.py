@@ -506,7 +506,7 @@ def _parse_remote(self, uri: str) -> str:
     ext = _remote_extension(path)
     if self.io_mode == "w":
         return "urldir" if ext == ".zarr" else "url"
-    if ext in (None, ".zarr") or fs.isdir(path):
+    if ext in (None, ".zarr"):  # a file with a known extension is opened without a listing
         base = path.rstrip("/")
         if any(fs.exists(f"{base}/{key}") for key in _ZARR_KEYS):
             return "urldir"

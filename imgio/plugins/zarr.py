@@ -102,14 +102,9 @@ def _open_store(request, mode: str):
     read_only = mode == "r"
     if request.url is not None:
         from zarr.storage import FsspecStore
-        fs = request.fs
-        if not getattr(fs, "async_impl", False):
-            from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-            fs = AsyncFileSystemWrapper(fs)
-        elif not getattr(fs, "asynchronous", False):
-            # zarr runs its own event loop: a fresh instance made for async use
-            fs = type(fs)(**{**fs.storage_options, "asynchronous": True})
-        return FsspecStore(fs, path=request.fs_path.rstrip("/"), read_only=read_only)
+        return FsspecStore.from_url(request.url.rstrip("/"),
+                                    storage_options=dict(request.storage_options or {}),
+                                    read_only=read_only)
     from zarr.storage import LocalStore
     return LocalStore(request.path, read_only=read_only)
 
