@@ -378,8 +378,15 @@ def _dataset_kwargs(plugin_name: str, dataset: str | None, *, for_read: bool,
 
 
 def _cmd_convert(args) -> int:
-    result = convert(args.src, args.dst, compression=args.compression,
-                     dataset=args.dataset, plugin=args.plugin, progress=not args.quiet)
+    if getattr(args, "scheduler", None) or str(args.dst).lower().rstrip("/").endswith(".zarr"):
+        from .convert import convert as zarr_convert  # OME-Zarr, optionally on a cluster
+        kw = {} if args.compression is None else {"compression": args.compression}
+        result = zarr_convert(args.src, args.dst, scheduler=args.scheduler,
+                              dataset=args.dataset, plugin=args.plugin,
+                              progress=not args.quiet, **kw)
+    else:
+        result = convert(args.src, args.dst, compression=args.compression,
+                         dataset=args.dataset, plugin=args.plugin, progress=not args.quiet)
     if not args.quiet:
         written = info(args.dst)
         shape = "(" + ", ".join(str(s) for s in written["shape"]) + ")"
@@ -623,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None,
                    help="HDF5 dataset to read (HDF5 SRC) or write (HDF5 DST)")
     p.add_argument("--plugin", default=None, help="read SRC with this plugin")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="convert to OME-Zarr on this dask.distributed scheduler "
+                   "(e.g. tcp://10.0.0.1:8786); workers write disjoint shard rows")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_convert)
 
