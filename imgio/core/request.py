@@ -493,8 +493,11 @@ def url_to_fs(url: str, storage_options: dict | None = None):
     try:
         return fsspec.core.url_to_fs(url, **(storage_options or {}))
     except ImportError as exc:  # the protocol's package (s3fs, gcsfs, aiohttp ...)
-        module = getattr(exc, "name", None) or str(exc).split("'")[1 if "'" in str(exc) else 0]
-        raise BackendMissingError("remote", module or "fsspec", "zarr") from exc
+        import re
+        module = (getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
+                  or next(iter(re.findall(r"[Ii]nstall (\w+)", str(exc))), None) or "fsspec")
+        raise BackendMissingError("remote", module,
+                                  "zarr" if module in ("s3fs", "fsspec") else None) from exc
 
 
 def _parse_remote(self, uri: str) -> str:
