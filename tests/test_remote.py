@@ -250,6 +250,6 @@ def test_s3fs_missing_gives_install_hint(monkeypatch):
 
 
 def test_local_file_url_stays_local(tmp_path):
-    vol = _vol((3, 10, 12))
+    vol = _vol((5, 10, 12))
     tifffile.imwrite(tmp_path / "l.tif", vol)
     np.testing.assert_array_equal(iio.imread(f"file://{tmp_path}/l.tif"), vol)
