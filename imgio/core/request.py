@@ -509,11 +509,13 @@ def _parse_remote(self, uri: str) -> str:
     ext = _remote_extension(path)
     if self.io_mode == "w":
         return "urldir" if ext == ".zarr" else "url"
-    if ext in (None, ".zarr"):  # a file with a known extension is opened without a listing
+    if ext == ".zarr":  # the zarr plugin finds its metadata (or says the store is missing)
+        return "urldir"
+    if ext is None:  # a file with a known extension is opened without a listing
         base = path.rstrip("/")
         if any(fs.exists(f"{base}/{key}") for key in _ZARR_KEYS):
             return "urldir"
-        if ext == ".zarr" or fs.isdir(path):
+        if fs.isdir(path):
             if not fs.exists(path):
                 raise file_not_found(uri)
             raise FormatError(f"Cannot read {uri}: it is a remote folder without Zarr "

@@ -109,6 +109,26 @@ def _open_store(request, mode: str):
     return LocalStore(request.path, read_only=read_only)
 
 
+def _open_root(store):
+    """The group or array at the root of a store, or None.  The format is tried
+    explicitly (v3, then v2): zarr's own detection costs several round trips more
+    on object storage."""
+    from zarr.errors import (ArrayNotFoundError, ContainsArrayError, ContainsGroupError,
+                             GroupNotFoundError, NodeTypeValidationError)
+    missing = (GroupNotFoundError, ArrayNotFoundError, NodeTypeValidationError,
+               ContainsArrayError, ContainsGroupError, FileNotFoundError, KeyError)
+    for fmt in (3, 2):
+        try:
+            return zarr.open_group(store, mode="r", zarr_format=fmt, use_consolidated=False)
+        except missing:
+            pass
+        try:
+            return zarr.open_array(store=store, mode="r", zarr_format=fmt)
+        except missing:
+            pass
+    return None
+
+
 # -- layout choices ------------------------------------------------------------------------
 def default_chunks(shape, axes: str, itemsize: int) -> tuple[int, ...]:
     """Inner chunk shape for 3-D access: about 64 x 128 x 128 (64^3 above 2 bytes/pixel)
@@ -365,16 +385,12 @@ class ZarrPlugin(PluginV3):
         if request.io_mode == "r":
             if request.kind not in ("dir", "urldir"):
                 raise InitializationError("not a folder or a remote Zarr store")
-            store = _open_store(request, "r")
-            try:
-                self._root = zarr.open(store, mode="r")
-            except (FileNotFoundError, KeyError, ValueError) as exc:
-                raise InitializationError(f"no Zarr metadata found ({exc})") from None
-            except Exception as exc:
-                if type(exc).__name__ in ("NodeNotFoundError", "GroupNotFoundError",
-                                          "ArrayNotFoundError"):
-                    raise InitializationError("no Zarr metadata found") from None
-                raise
+            self._root = _open_root(_open_store(request, "r"))
+            if self._root is None:
+                if request.kind == "urldir":  # nothing else reads remote folders
+                    from ..errors import file_not_found
+                    raise file_not_found(request.filename)
+                raise InitializationError("no Zarr metadata (zarr.json, .zgroup, .zarray)")
         else:
             if request.kind not in ("path", "urldir"):
                 raise InitializationError(f"{request.filename} is not a folder path or a URL")
