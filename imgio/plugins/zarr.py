@@ -385,7 +385,11 @@ class ZarrPlugin(PluginV3):
         if request.io_mode == "r":
             if request.kind not in ("dir", "urldir"):
                 raise InitializationError("not a folder or a remote Zarr store")
-            self._root = _open_root(_open_store(request, "r"))
+            try:
+                self._root = _open_root(_open_store(request, "r"))
+            except ValueError as exc:  # unparsable zarr.json / .zarray (JSON or fields)
+                raise CorruptFileError(f"{request.filename}: its Zarr metadata cannot be "
+                                       f"parsed ({exc})") from exc
             if self._root is None:
                 if request.kind == "urldir":  # nothing else reads remote folders
                     from ..errors import file_not_found

@@ -303,3 +303,20 @@ def test_downsample_large_block_in_parts():
     got = downsample(a, (2, 2, 2))
     ref = np.rint(a.reshape(3, 2, 350, 2, 350, 2).astype(np.float64).mean(axis=(1, 3, 5)))
     np.testing.assert_array_equal(got, ref.astype(np.uint16))
+
+
+def test_damaged_chunk_and_metadata(tmp_path):
+    import glob
+
+    from imgio.errors import CorruptFileError
+    p = tmp_path / "c.ome.zarr"
+    iio.imwrite(p, _vol((8, 64, 64)), levels=1, shards=False, chunks=(8, 32, 32))
+    chunk = sorted(f for f in glob.glob(f"{p}/0/c/**/*", recursive=True) if os.path.isfile(f))[0]
+    with open(chunk, "r+b") as fh:
+        fh.seek(4)
+        fh.write(b"\xff" * 20)
+    with pytest.raises(CorruptFileError, match="c.ome.zarr"):
+        iio.imread(p)
+    (p / "zarr.json").write_text("{ not json")
+    with pytest.raises(CorruptFileError, match="c.ome.zarr"):
+        iio.improps(p)
