@@ -66,9 +66,11 @@ def _open_source(src, read_kw):
     return lazy(src, **read_kw)
 
 
-def _read_rows(src, read_kw, perm, shape_out, a: int, b: int) -> np.ndarray:
-    """Output rows ``a:b`` (axis 0 of the NGFF order) read from the source."""
-    arr = _open_source(src, read_kw)
+def _read_rows(src, read_kw, perm, shape_out, a: int, b: int, arr=None) -> np.ndarray:
+    """Output rows ``a:b`` (axis 0 of the NGFF order) read from the source (``arr``: the
+    source already opened lazily)."""
+    if arr is None:
+        arr = _open_source(src, read_kw)
     box = [slice(None)] * len(perm)
     box[perm[0]] = slice(a, b)
     data = np.asarray(arr[tuple(box)])
@@ -199,7 +201,7 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                 for arr in reversed(arrays):
                     writer = LevelWriter(arr, factors, downsample, writer, grow=False)
                 for a, b in plan[0]:
-                    writer.push(_read_rows(src, read_kw, perm, shape, a, b))
+                    writer.push(_read_rows(src, read_kw, perm, shape, a, b, arr=source))
                     done += 1
                     report(done)
                 writer.finish()

@@ -320,3 +320,22 @@ def test_damaged_chunk_and_metadata(tmp_path):
     (p / "zarr.json").write_text("{ not json")
     with pytest.raises(CorruptFileError, match="c.ome.zarr"):
         iio.improps(p)
+
+
+def test_exception_inside_writer_keeps_old_store(tmp_path, vol):
+    p = tmp_path / "x.ome.zarr"
+    iio.imwrite(p, vol[:3], levels=1)
+
+    class Boom(Exception):
+        pass
+    with pytest.raises(Boom):
+        with iio.imopen(p, "w") as f:
+            f.write(vol, levels=2)
+            raise Boom
+    assert iio.improps(p).shape == (3, 150, 130)
+    assert sorted(os.listdir(tmp_path)) == ["x.ome.zarr"]
+
+
+def test_missing_store(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        iio.imread(tmp_path / "missing.ome.zarr")
