@@ -14,8 +14,8 @@ at a time, and writes an NGFF 0.5 pyramid, keeping axes, spacing and units.
   rows, so no shard is written twice.  The workers must see the source path
   and the destination (a shared file system, or an ``s3://`` store).
 
-The result is the same bits either way.  Other destinations fall back to
-:func:`imgio.cli.convert` (frame by frame, one machine).
+The result is the same bits either way.  Other destinations are
+:func:`imgio.cli.convert`'s (frame by frame, one machine).
 """
 from __future__ import annotations
 
@@ -133,7 +133,6 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         Anything :func:`imgio.lazy` opens (file, folder, glob).
     dst : str
         A ``.zarr`` folder or URL (``s3://bucket/x.ome.zarr``, with ``storage_options``).
-        Other extensions go to :func:`imgio.cli.convert` (no ``scheduler``).
     scheduler : str or distributed.Client, optional
         Run on this dask.distributed cluster (address or client).
     progress : bool or callable
@@ -151,11 +150,8 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
     src = os.fspath(src) if isinstance(src, os.PathLike) else src
     dst = os.fspath(dst) if isinstance(dst, os.PathLike) else dst
     if not _is_zarr(dst):
-        if scheduler is not None:
-            raise ValueError(f"scheduler= converts to OME-Zarr (.zarr), not {dst}")
-        from .cli import convert as frame_convert
-        return frame_convert(src, dst, compression=None if compression == "zstd" else
-                             compression, dataset=dataset, plugin=plugin, progress=progress)
+        raise ValueError(f"imgio.convert.convert writes OME-Zarr (a .zarr destination), not "
+                         f"{dst}; imgio.cli.convert copies between other formats frame by frame.")
     from . import v3
     from .core.request import _is_remote_url
     from .plugins.zarr import LevelWriter, create_ngff

@@ -217,10 +217,15 @@ def test_dask_write_and_lazy_read(tmp_path, vol):
 
 def test_dask_chunks_follow_store(tmp_path, vol):
     """Needs the format-agnostic imgio.lazy (the plugin's chunks()/read_region())."""
+    import dask
     p = tmp_path / "d.ome.zarr"
     iio.imwrite(p, vol, levels=2, chunks=(8, 64, 64))
-    d = imgio.to_dask(p, level=1)
+    with dask.config.set({"array.chunk-size": "64KiB"}):  # one store chunk per dask chunk
+        d = imgio.to_dask(p, level=1)
     assert d.chunks == ((8, 8, 4), (64, 11), (64, 1))
+    np.testing.assert_array_equal(d.compute(), iio.imread(p, level=1))
+    d = imgio.to_dask(p)  # merged blocks: whole store chunks each
+    assert all(c % 8 == 0 for c in d.chunks[0][:-1])
 
 
 def test_contract_chunks_and_read_region(tmp_path, vol):
@@ -339,3 +344,9 @@ def test_exception_inside_writer_keeps_old_store(tmp_path, vol):
 def test_missing_store(tmp_path):
     with pytest.raises(FileNotFoundError):
         iio.imread(tmp_path / "missing.ome.zarr")
+
+
+def test_convert_refuses_other_destinations(tmp_path):
+    from imgio.convert import convert
+    with pytest.raises(ValueError, match="OME-Zarr"):
+        convert(tmp_path / "a.tif", tmp_path / "b.tif")
