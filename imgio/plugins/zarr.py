@@ -129,6 +129,19 @@ def _open_root(store):
     return None
 
 
+def _codec_name(arr) -> str | None:
+    """The (first) compressor of an array, by name: ``"zstd"``, ``"blosc"``, ``"gzip"``..."""
+    try:
+        codecs = arr.compressors
+    except Exception:  # pragma: no cover - metadata zarr cannot describe
+        return None
+    if not codecs:
+        return None
+    codec = codecs[0]
+    name = getattr(codec, "codec_id", None) or type(codec).__name__
+    return str(name).lower().replace("codec", "") or None
+
+
 # -- layout choices ------------------------------------------------------------------------
 def default_chunks(shape, axes: str, itemsize: int) -> tuple[int, ...]:
     """Inner chunk shape for 3-D access: about 64 x 128 x 128 (64^3 above 2 bytes/pixel)
@@ -608,7 +621,8 @@ class ZarrPlugin(PluginV3):
         meta.update({"zarr_format": arr.metadata.zarr_format, "path": arr.path,
                      "shape": tuple(arr.shape), "dtype": str(arr.dtype),
                      "chunks": tuple(arr.chunks),
-                     "shards": None if arr.shards is None else tuple(arr.shards)})
+                     "shards": None if arr.shards is None else tuple(arr.shards),
+                     "compression": _codec_name(arr)})
         if info is not None:
             meta.update({"ngff_version": info["version"], "level": info["level"],
                          "n_levels": info["n_levels"],

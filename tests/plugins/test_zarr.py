@@ -55,7 +55,7 @@ def test_roundtrip_pyramid_properties(tmp_path, vol):
     assert iio.improps(p, level=-1).shape == shapes[-1]
     meta = iio.immeta(p)
     assert meta["ngff_version"] == "0.5" and meta["n_levels"] == 3
-    assert meta["zarr_format"] == 3
+    assert meta["zarr_format"] == 3 and meta["compression"] == "zstd"
 
 
 def test_mean_and_stride_levels(tmp_path):
@@ -83,6 +83,7 @@ def test_validates_against_ngff_schema(tmp_path, vol):
     p = tmp_path / "x.ome.zarr"
     iio.imwrite(p, vol, spacing=(2.0, 0.5, 0.5), units=("um",) * 3, levels=3,
                 compression="blosc")
+    assert iio.immeta(p)["compression"] == "blosc"
     image = Image.from_zarr(zarr.open_group(p, mode="r"))
     datasets = image.attributes.ome.multiscales[0].datasets
     assert [d.path for d in datasets] == ["0", "1", "2"]
