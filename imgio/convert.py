@@ -78,6 +78,41 @@ def _read_rows(src, read_kw, perm, shape_out, a: int, b: int, arr=None) -> np.nd
         else data
 
 
+def _tiles_align(arr, factors) -> bool:
+    """Whether shard tiles across a row start on multiples of the downsampling factors
+    (then a row can be read, written and downsampled one shard tile at a time)."""
+    tile = (arr.shards or arr.chunks)[1:]
+    return all(t % f == 0 for t, f in zip(tile, factors[1:]))
+
+
+def _convert_row_by_tiles(source, perm, arr0, nxt, factors, method, a, b) -> None:
+    """Level-0 rows ``a:b`` read and written one shard tile at a time (the row never
+    exists whole); their downsampled tiles are assembled into the next level's row."""
+    from .plugins.zarr import downsample as shrink
+    shape = tuple(arr0.shape[1:])
+    tile = tuple(int(t) for t in (arr0.shards or arr0.chunks)[1:])
+    low = None
+    if nxt is not None:
+        low = np.empty((-(-(b - a) // factors[0]),) + tuple(
+            -(-n // f) for n, f in zip(shape, factors[1:])), arr0.dtype)
+    identity = perm == tuple(range(len(perm)))
+    for corner in np.ndindex(*[-(-n // t) for n, t in zip(shape, tile)]):
+        box = tuple(slice(c * t, min((c + 1) * t, n)) for c, t, n in zip(corner, tile, shape))
+        src_box = [None] * len(perm)
+        for i, sl in enumerate((slice(a, b),) + box):
+            src_box[perm[i]] = sl
+        data = np.asarray(source[tuple(src_box)])
+        if not identity:
+            data = np.ascontiguousarray(np.transpose(data, perm))
+        arr0[(slice(a, b),) + box] = data
+        if low is not None:
+            small = shrink(data, factors, method)
+            low[(slice(None),) + tuple(slice(sl.start // f, sl.start // f + m) for sl, f, m in
+                                       zip(box, factors[1:], small.shape[1:]))] = small
+    if nxt is not None:
+        nxt.push(low)
+
+
 def _store(root: str, storage_options, read_only=False):
     from .core.request import _is_remote_url
     if _is_remote_url(root):
@@ -94,18 +129,19 @@ def _open_level(root, storage_options, k: int):
 
 
 def _task_level0(src, read_kw, perm, shape_out, root, storage_options, a, b) -> int:
+    from .plugins.zarr import write_rows
     arr = _open_level(root, storage_options, 0)
-    arr[a:b] = _read_rows(src, read_kw, perm, shape_out, a, b)
+    write_rows(arr, a, _read_rows(src, read_kw, perm, shape_out, a, b))
     return b - a
 
 
 def _task_level(root, storage_options, k, factors, method, a, b) -> int:
-    from .plugins.zarr import downsample
+    from .plugins.zarr import downsample, write_rows
     prev = _open_level(root, storage_options, k - 1)
     arr = _open_level(root, storage_options, k)
     f0 = factors[0]
     rows = prev[a * f0:min(b * f0, prev.shape[0])]
-    arr[a:b] = downsample(np.asarray(rows), factors, method)
+    write_rows(arr, a, downsample(np.asarray(rows), factors, method))
     return b - a
 
 
@@ -196,8 +232,13 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                 writer = None
                 for arr in reversed(arrays):
                     writer = LevelWriter(arr, factors, downsample, writer, grow=False)
+                tiled = _tiles_align(arrays[0], factors)
                 for a, b in plan[0]:
-                    writer.push(_read_rows(src, read_kw, perm, shape, a, b, arr=source))
+                    if tiled:
+                        _convert_row_by_tiles(source, perm, arrays[0], writer.next, factors,
+                                              downsample, a, b)
+                    else:
+                        writer.push(_read_rows(src, read_kw, perm, shape, a, b, arr=source))
                     done += 1
                     report(done)
                 writer.finish()

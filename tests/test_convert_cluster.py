@@ -153,3 +153,15 @@ def test_convert_rgb_tiff_moves_channels_first(tmp_path):
     props = iio.improps(tmp_path / "rgb.ome.zarr")
     assert props.axes == "CYX"
     np.testing.assert_array_equal(iio.imread(tmp_path / "rgb.ome.zarr"), np.moveaxis(rgb, 2, 0))
+
+
+@pytest.mark.parametrize("chunks, shards", [((16, 32, 32), (16, 64, 64)),   # tiles of a row
+                                            ((15, 33, 33), False)])         # odd: whole rows
+def test_in_process_tiles_match_eager(tmp_path, chunks, shards):
+    vol = _vol((37, 131, 97), seed=11)
+    tifffile.imwrite(tmp_path / "s.tif", vol)
+    convert(tmp_path / "s.tif", tmp_path / "t.ome.zarr", levels=3, chunks=chunks, shards=shards)
+    iio.imwrite(tmp_path / "e.ome.zarr", vol, levels=3, chunks=chunks, shards=shards)
+    _assert_levels_equal(tmp_path / "t.ome.zarr", tmp_path / "e.ome.zarr", 3)
+    meta = iio.immeta(tmp_path / "t.ome.zarr")
+    assert meta["chunks"] == chunks and meta["shards"] == (None if shards is False else shards)

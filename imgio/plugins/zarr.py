@@ -51,7 +51,8 @@ from ..core.plugin import ImageProperties, PluginV3
 from ..errors import (CorruptFileError, DTypeError, FormatError, InitializationError,
                       ShapeError)
 
-__all__ = ["ZarrPlugin", "default_chunks", "downsample", "create_ngff", "LevelWriter"]
+__all__ = ["ZarrPlugin", "default_chunks", "downsample", "create_ngff", "LevelWriter",
+           "write_rows"]
 
 #: NGFF unit names by imgio's short spelling (and back)
 _TO_NGFF = {
@@ -163,7 +164,7 @@ def default_chunks(shape, axes: str, itemsize: int) -> tuple[int, ...]:
 
 def default_shards(shape, chunks, axes: str) -> tuple[int, ...]:
     """Shards: one chunk deep along the first spatial axis (so that a shard row is written
-    whole by a streaming write) and up to 1024 pixels, whole chunks, across the others."""
+    whole by a streaming write) and up to 512 pixels, whole chunks, across the others."""
     out = []
     first = True
     for n, c, a in zip(shape, chunks, axes):
@@ -172,7 +173,7 @@ def default_shards(shape, chunks, axes: str) -> tuple[int, ...]:
             first = first and _AXIS_TYPES.get(a) != "space"
             out.append(c)
             continue
-        out.append(c * max(1, math.ceil(min(max(n, 1), 1024) / c)))
+        out.append(c * max(1, math.ceil(min(max(n, 1), 512) / c)))
     return tuple(out)
 
 
@@ -277,9 +278,15 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
             sh = default_shards([s if s else c for s, c in zip(lshape, ch)], ch, axes)
             if sh == ch:
                 sh = None
-        else:
-            sh = tuple(shards)
-            ch = tuple(min(c, s) for c, s in zip(ch, sh))
+        else:  # whole inner chunks per shard, however the level's shape clamped them
+            sh0 = tuple(int(v) for v in shards)
+            if len(sh0) != len(shape):
+                raise ShapeError(f"{where}: shards {sh0} has {len(sh0)} values for "
+                                 f"{len(shape)} axes")
+            ch = tuple(min(c, s) for c, s in zip(ch, sh0))
+            sh = tuple(c * max(1, -(-min(s, n or s) // c)) for c, s, n in zip(ch, sh0, lshape))
+            if sh == ch:
+                sh = None
         arr = root.create_array(
             str(k), shape=lshape, dtype=dtype, chunks=ch, shards=sh,
             compressors=compressors, dimension_names=names, fill_value=0)
@@ -325,6 +332,19 @@ def _check_axes(axes: str | None, ndim: int, where: str) -> str:
     return axes
 
 
+def write_rows(arr, pos: int, rows: np.ndarray) -> None:
+    """``arr[pos:pos + len(rows)] = rows``, one shard (or chunk) at a time across the row.
+
+    zarr assembles a whole shard in memory before it stores it, so writing a row at
+    once would hold every shard of the row encoded at the same time."""
+    end = pos + rows.shape[0]
+    tile = tuple(int(t) for t in (arr.shards or arr.chunks)[1:])
+    shape = rows.shape[1:]
+    for corner in np.ndindex(*[-(-n // t) for n, t in zip(shape, tile)]):
+        box = tuple(slice(c * t, min((c + 1) * t, n)) for c, t, n in zip(corner, tile, shape))
+        arr[(slice(pos, end),) + box] = rows[(slice(None),) + box]
+
+
 class LevelWriter:
     """Writes the rows of one pyramid level as they come, and feeds the next level.
 
@@ -366,7 +386,7 @@ class LevelWriter:
         end = self.pos + rows.shape[0]
         if self.grow and end > self.arr.shape[0]:
             self.arr.resize((end,) + tuple(self.arr.shape[1:]))
-        self.arr[self.pos:end] = rows
+        write_rows(self.arr, self.pos, rows)
         self.pos = end
         if self.next is not None:
             self.next.push(downsample(rows, self.factors, self.method))
