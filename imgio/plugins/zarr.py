@@ -312,7 +312,12 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     return arrays, factors
 
 
-def _check_axes(axes: str | None, ndim: int, where: str) -> str:
+def _check_axes(axes: str | None, ndim: int, where: str, shape=()) -> str:
+    if axes is None and len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
+        raise ShapeError(f"{where}: an array of shape {tuple(shape)} looks like an RGB(A) "
+                         "image, which NGFF stores channels first: write "
+                         "np.moveaxis(image, -1, 0) with axes='CYX', or pass axes='ZYX' if "
+                         "it is a volume.")
     if axes is None:
         axes = _DEFAULT_AXES.get(ndim)
         if axes is None:
@@ -687,7 +692,7 @@ class ZarrPlugin(PluginV3):
                 root.attrs.update(dict(kw["metadata"]))
             arrays, factors, levels = [arr], (1,) * len(shape), 1
         else:
-            axes = _check_axes(kw.get("axes"), len(shape), where)
+            axes = _check_axes(kw.get("axes"), len(shape), where, shape)
             arrays, factors = create_ngff(
                 store, shape, dtype, axes=axes, spacing=kw.get("spacing"), units=kw.get("units"),
                 levels=kw.get("levels"), chunks=kw.get("chunks"), shards=kw.get("shards"),

@@ -351,3 +351,13 @@ def test_convert_refuses_other_destinations(tmp_path):
     from imgio.convert import convert
     with pytest.raises(ValueError, match="OME-Zarr"):
         convert(tmp_path / "a.tif", tmp_path / "b.tif")
+
+
+def test_rgb_needs_channels_first(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(ShapeError, match="moveaxis"):
+        iio.imwrite(tmp_path / "rgb.ome.zarr", rgb)
+    iio.imwrite(tmp_path / "rgb.ome.zarr", np.moveaxis(rgb, -1, 0), axes="CYX")
+    assert iio.improps(tmp_path / "rgb.ome.zarr").axes == "CYX"
+    iio.imwrite(tmp_path / "v.ome.zarr", rgb, axes="ZYX")  # a volume, said so
+    assert iio.improps(tmp_path / "v.ome.zarr").shape == (20, 30, 3)
