@@ -534,9 +534,18 @@ def _dataset_kwargs(plugin_name: str, dataset: str | None, *, for_read: bool,
 
 
 def _cmd_convert(args) -> int:
-    result = convert(args.src, args.dst, compression=args.compression,
-                     dataset=args.dataset, series=args.series, level=args.level,
-                     plugin=args.plugin, progress=not args.quiet)
+    selection = {k: v for k, v in (("series", args.series), ("level", args.level))
+                 if v is not None}
+    if getattr(args, "scheduler", None) or str(args.dst).lower().rstrip("/").endswith(".zarr"):
+        from .convert import convert as zarr_convert  # OME-Zarr, optionally on a cluster
+        kw = {} if args.compression is None else {"compression": args.compression}
+        result = zarr_convert(args.src, args.dst, scheduler=args.scheduler,
+                              dataset=args.dataset, plugin=args.plugin,
+                              progress=not args.quiet, **selection, **kw)
+    else:
+        result = convert(args.src, args.dst, compression=args.compression,
+                         dataset=args.dataset, series=args.series, level=args.level,
+                         plugin=args.plugin, progress=not args.quiet)
     if not args.quiet:
         write_kw = _dataset_kwargs("hdf5", args.dataset, for_read=False, path=args.dst)
         written = info(args.dst, **write_kw)
@@ -836,6 +845,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compression of DST (e.g. zlib, zstd for TIFF; gzip, lzf for HDF5)")
     p.add_argument("--plugin", default=None, help="read SRC with this plugin")
     _selection_arguments(p, convert=True)
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="convert to OME-Zarr on this dask.distributed scheduler "
+                   "(e.g. tcp://10.0.0.1:8786); workers write disjoint shard rows")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_convert)
 

@@ -48,7 +48,8 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
     """
     if index is not None:
         kwargs["index"] = index
-    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint,
+                **_remote(kwargs)) as f:
         if not kwargs.get("mmap") and kwargs.get("out") is None:
             _guard_size(f, index, kwargs, max_bytes)
         return np.asarray(f.read(**kwargs))
@@ -74,7 +75,8 @@ def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> I
     A generator: the file is opened on the first ``next()`` and closed when the
     iteration ends (or the generator is closed).
     """
-    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+    with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint,
+                **_remote(kwargs)) as f:
         for image in f.iter(**kwargs):
             yield np.asarray(image)
 
@@ -97,9 +99,17 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
         from .lazyio import write_dask
         return write_dask(uri, image, plugin=plugin, extension=extension,
                           format_hint=format_hint, **kwargs)
-    with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint) as f:
+    with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint,
+                **_remote(kwargs)) as f:
         f.write(image, **kwargs)
     return f.request.finish()
+
+
+def _remote(kwargs: dict) -> dict:
+    """``storage_options=`` (for fsspec URLs) taken out of a call's keywords, for imopen."""
+    if "storage_options" in kwargs:
+        return {"storage_options": kwargs.pop("storage_options")}
+    return {}
 
 
 def _is_dask(image) -> bool:
@@ -111,12 +121,12 @@ def improps(uri, *, index: Any = None, plugin=None, extension=None, **kwargs) ->
 
     ``improps(uri, **kw).shape == imread(uri, **kw).shape`` for the same arguments.
     """
-    with imopen(uri, "r", plugin=plugin, extension=extension) as f:
+    with imopen(uri, "r", plugin=plugin, extension=extension, **_remote(kwargs)) as f:
         return f.properties(index=index, **kwargs)
 
 
 def immeta(uri, *, index: Any = None, plugin=None, extension=None, exclude_applied: bool = True,
            **kwargs) -> dict:
     """Format-specific metadata of an ndimage (``index=None``: file-level metadata)."""
-    with imopen(uri, "r", plugin=plugin, extension=extension) as f:
+    with imopen(uri, "r", plugin=plugin, extension=extension, **_remote(kwargs)) as f:
         return f.metadata(index=index, exclude_applied=exclude_applied, **kwargs)

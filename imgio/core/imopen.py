@@ -19,7 +19,7 @@ __all__ = ["imopen"]
 
 
 def _candidates_for_read(request: Request) -> list[registry.PluginSpec]:
-    if request.kind in ("dir", "glob"):
+    if request.kind in ("dir", "glob", "urldir"):
         return [s for s in registry.PLUGINS if s.folders]
     head = request.firstbytes
     by_sig = [s for s in registry.PLUGINS if s.sniff is not None and s.sniff(head)]
@@ -89,7 +89,8 @@ def _describe_failure(request: Request, tried: list[str], missing: list[str]) ->
 
 
 def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None = None,
-           format_hint: str | None = None, **kwargs) -> PluginV3:
+           format_hint: str | None = None, storage_options: dict | None = None,
+           **kwargs) -> PluginV3:
     """Open ``uri`` and return the plugin object that handles it.
 
     Parameters
@@ -104,6 +105,9 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
         Treat the resource as having this extension (``".tif"``).
     format_hint : str, optional
         Older spelling of ``extension``.
+    storage_options : dict, optional
+        For fsspec URLs (``s3://``, ``http(s)://``, ``memory://`` ...): options of the
+        filesystem (credentials, ``endpoint_url``, ...).
     **kwargs
         Passed to the plugin's constructor.
 
@@ -122,7 +126,9 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
     if isinstance(uri, Request):
         request = uri
     else:
-        request = Request(uri, io_mode, extension=extension, format_hint=format_hint)
+        request = Request(uri, io_mode, extension=extension, format_hint=format_hint,
+                          **({} if storage_options is None else
+                             {"storage_options": storage_options}))
 
     if plugin is not None:
         if isinstance(plugin, type) and issubclass(plugin, PluginV3):

@@ -154,6 +154,13 @@ PLUGINS: list[PluginSpec] = [
         description="HDF5 datasets (incl. BigDataViewer, Imaris .ims) via h5py",
         backend="h5py", sniff=_hdf5, aliases=("HDF5", "h5py"),
     ),
+    PluginSpec(
+        name="zarr", module="imgio.plugins.zarr", class_name="ZarrPlugin",
+        extensions=(".zarr", ".ome.zarr"), modes="iIvV",
+        description="Zarr v2/v3 arrays and OME-Zarr (NGFF 0.4/0.5) via zarr-python",
+        backend="zarr", extra="zarr", aliases=("ZARR", "OME-Zarr", "ome-zarr", "ngff"),
+        folders=True,
+    ),
     # <registry: add plugins above this line>
 ]
 

@@ -75,8 +75,12 @@ class Request:
     """
 
     def __init__(self, uri: Any, io_mode: str, *, extension: str | None = None,
-                 format_hint: str | None = None):
+                 format_hint: str | None = None, storage_options: dict | None = None):
         self.io_mode, self.image_mode = self._parse_mode(io_mode)
+        self.url: str | None = None  # an fsspec URL (see the remote section below)
+        self.storage_options = storage_options
+        self.fs: Any = None
+        self.fs_path: str | None = None
         self.raw_uri = uri
         self._file: Any = None  # the file object handed to plugins
         self._fd: int | None = None  # a bare descriptor from fileno(), before get_file()
@@ -122,6 +126,8 @@ class Request:
             if uri == RETURN_BYTES and not reading:
                 self.filename = RETURN_BYTES
                 return "return_bytes"
+            if _is_remote_url(uri):
+                return self._parse_remote(uri)
             if uri.startswith("file://"):
                 uri = uri[len("file://"):]
             if uri.startswith(("http://", "https://", "ftp://", "ftps://")):
@@ -151,7 +157,7 @@ class Request:
                 if _is_glob(uri) and _glob.glob(os.path.expanduser(uri)):
                     return "glob"
                 raise file_not_found(path)
-            if os.path.isdir(path):
+            if os.path.isdir(path) and not path.lower().endswith(".zarr"):
                 raise FormatError(f"Cannot write to {path}: it is a directory, not a file name.")
             if not os.path.isdir(os.path.dirname(path)):
                 raise dir_not_found(os.path.dirname(path))
@@ -190,6 +196,8 @@ class Request:
 
     def _extension_from_name(self) -> str | None:
         name = self.filename
+        if self.url is not None:
+            return _remote_extension(self.fs_path or "")
         if self.kind == "file":
             name = getattr(self.raw_uri, "name", None)
             if not isinstance(name, str):
@@ -253,6 +261,10 @@ class Request:
         elif self.kind == "return_bytes":
             self._file = io.BytesIO()
             self._own_file = False  # kept until finish() takes its value
+        elif self.kind == "url" and self.io_mode == "w":
+            # a local temporary file, uploaded by finish() when the write succeeded
+            self._file = open(self.get_local_filename(), "w+b")
+            self._own_file = True
         else:
             raise FormatError(f"{self.filename} is a {self.kind}, not a single file.")
         return self._file
@@ -414,6 +426,8 @@ class Request:
             elif success and self.kind == "file" and self.io_mode == "w":
                 with open(self._local_tmp, "rb") as fh:
                     self._file_write_back(fh)
+            elif success and self.kind == "url":
+                self.fs.put_file(self._local_tmp, self.fs_path)
             try:
                 os.remove(self._local_tmp)
             except FileNotFoundError:
@@ -446,3 +460,78 @@ class Request:
         """Raise :class:`ReadOnlyError` unless the request was opened for writing."""
         if self.io_mode != "w":
             raise ReadOnlyError(f"{self.filename} was opened for reading, not writing.")
+
+
+# -- remote resources (fsspec URLs) -----------------------------------------------------------
+#: URL schemes read and written through fsspec (``file://`` stays a local path)
+_REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "http", "https", "memory",
+                   "ftp", "sftp", "ssh", "hdfs", "webhdfs")
+#: block size of remote file objects: one range request reads at least this much
+REMOTE_BLOCK_SIZE = 1 << 16
+#: metadata keys that make a remote folder a Zarr store
+_ZARR_KEYS = ("zarr.json", ".zgroup", ".zarray")
+
+
+def _is_remote_url(text: str) -> bool:
+    head, sep, _ = text.partition("://")
+    return bool(sep) and head.lower() in _REMOTE_SCHEMES
+
+
+def _remote_extension(path: str) -> str | None:
+    name = path.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else None
+
+
+def url_to_fs(url: str, storage_options: dict | None = None):
+    """``(filesystem, path)`` for an fsspec URL, or an install hint if the backend is missing."""
+    from ..errors import BackendMissingError
+    try:
+        import fsspec
+    except ImportError as exc:
+        raise BackendMissingError("remote", "fsspec", "zarr") from exc
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:  # the protocol's package (s3fs, gcsfs, aiohttp ...)
+        import re
+        module = (getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
+                  or next(iter(re.findall(r"[Ii]nstall (\w+)", str(exc))), None) or "fsspec")
+        raise BackendMissingError("remote", module,
+                                  "zarr" if module in ("s3fs", "fsspec") else None) from exc
+
+
+def _parse_remote(self, uri: str) -> str:
+    """``kind`` of an fsspec URL: ``"file"`` (a file object), ``"urldir"`` (a Zarr store)
+    or, for writing one file, ``"url"`` (a local temp file uploaded by finish)."""
+    self.url = self.filename = uri
+    self.fs, self.fs_path = url_to_fs(uri, self.storage_options)
+    fs, path = self.fs, self.fs_path
+    ext = _remote_extension(path)
+    if self.io_mode == "w":
+        return "urldir" if ext == ".zarr" else "url"
+    if ext == ".zarr":  # the zarr plugin finds its metadata (or says the store is missing)
+        return "urldir"
+    if ext is None:  # a file with a known extension is opened without a listing
+        base = path.rstrip("/")
+        if any(fs.exists(f"{base}/{key}") for key in _ZARR_KEYS):
+            return "urldir"
+        if fs.isdir(path):
+            if not fs.exists(path):
+                raise file_not_found(uri)
+            raise FormatError(f"Cannot read {uri}: it is a remote folder without Zarr "
+                              "metadata (zarr.json, .zgroup or .zarray).")
+    try:
+        self._file = fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="readahead")
+    except FileNotFoundError:
+        raise file_not_found(uri) from None
+    self._own_file = True
+    if not getattr(self._file, "seekable", lambda: False)():
+        self._file.close()
+        self._file = None
+        raise FormatError(f"Cannot read {uri}: the server does not support range requests "
+                          "(or sends no Content-Length), so the file cannot be read in parts.")
+    self._size = getattr(self._file, "size", None)
+    return "file"
+
+
+Request._parse_remote = _parse_remote
