@@ -406,6 +406,10 @@ class TifffilePlugin(PluginV3):
             workers = self._workers(maxworkers)
             return self._guard(_kernels.stack_frames, (
                 s.asarray(maxworkers=workers, **kwargs) for s in self._series), out=out)
+        if kwargs.get("level"):  # an out-of-range level is the caller's mistake, not damage
+            ser = self._series[self._series_index(index)]
+            self._normalize_index(kwargs["level"], len(getattr(ser, "levels", None) or [ser]),
+                                  "resolution level")
         deferred, self._deferred_limit = self._deferred_limit, None
         if self._fast_eligible(index, page, mmap, fast, kwargs) and (
                 out is None or isinstance(out, np.ndarray)):
@@ -528,10 +532,32 @@ class TifffilePlugin(PluginV3):
         for i in range(self._guard(len, pages)):
             yield self._guard(lambda: pages[i].asarray(**kwargs))
 
-    def properties(self, *, index: Any = None, page: int | None = None, **kwargs) -> ImageProperties:
-        """Shape, dtype, axes, spacing and units of a series (or of a page)."""
+    def properties(self, *, index: Any = None, page: int | None = None, level: int | None = None,
+                   **kwargs) -> ImageProperties:
+        """Shape, dtype, axes, spacing and units of a series (or of a page).
+
+        ``level=k`` describes pyramid level ``k`` of the series (what
+        ``read(level=k)`` returns), its spacing scaled by the level's size.
+        """
         self._check_open()
-        return self._guard(self._properties, index, page)
+        props = self._guard(self._properties, index, page)
+        if level is None or page is not None or index is Ellipsis:
+            return props
+        return self._guard(self._level_properties, props, index, level)
+
+    def _level_properties(self, props: ImageProperties, index: Any, level: int) -> ImageProperties:
+        ser = self._series[self._series_index(index)]
+        levels = getattr(ser, "levels", None) or [ser]
+        k = self._normalize_index(level, len(levels), "resolution level")
+        if k == 0:
+            return props
+        shape = tuple(levels[k].shape)
+        spacing = props.spacing
+        if spacing is not None and len(spacing) == len(shape):
+            spacing = tuple(None if s is None else s * full / low
+                            for s, full, low in zip(spacing, props.shape, shape))
+        return ImageProperties(shape=shape, dtype=levels[k].dtype, spacing=spacing,
+                               axes=props.axes, units=props.units)
 
     def _properties(self, index: Any, page: int | None) -> ImageProperties:
         if page is not None:
