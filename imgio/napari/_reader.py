@@ -99,7 +99,12 @@ def _array(uri: str, props, level: int | None, threshold: int):
     kw = {} if not level else {"level": level}
     nbytes = int(np.prod(props.shape, dtype=np.int64)) * props.dtype.itemsize
     if nbytes > threshold:
-        return imgio.to_dask(uri, **kw)
+        # napari shows planes: one chunk per plane (the file's own blocks within it), so
+        # showing a plane never reads its neighbours
+        rgb = len(props.shape) >= 3 and props.shape[-1] in (3, 4) and (
+            props.axes is None or props.axes.endswith("S"))
+        lead = len(props.shape) - 2 - int(rgb)
+        return imgio.to_dask(uri, chunks={i: 1 for i in range(max(lead, 0))}, **kw)
     return iio.imread(uri, **kw)
 
 
@@ -121,7 +126,10 @@ def _physical_kwargs(props, ndim: int) -> tuple[dict, int | None, bool]:
     axes = props.axes if _is_letter_axes(props.axes, ndim) else None
     spacing = props.spacing if props.spacing is not None and len(props.spacing) == ndim else None
     units = props.units if props.units is not None and len(props.units) == ndim else None
-    rgb = bool(axes and axes.endswith("S") and props.shape[-1] in (3, 4))
+    if axes:
+        rgb = axes.endswith("S") and props.shape[-1] in (3, 4)
+    else:  # no axes recorded (Pillow formats): a colour image is (y, x, 3 or 4)
+        rgb = ndim == 3 and props.shape[-1] in (3, 4) and min(props.shape[:2]) > 4
     keep = list(range(ndim - 1 if rgb else ndim))
     channel_axis = None
     if axes and "C" in axes[:len(keep)] and len(keep) - 1 >= 2:
