@@ -59,7 +59,7 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
     ``units`` the spacing's units and its ``axis_labels`` (when they are axis
     letters) the axes.  Of a multiscale layer the full resolution is written.
     """
-    if isinstance(data, (list, tuple)):  # multiscale: level 0
+    if attributes.get("multiscale") or isinstance(data, (list, tuple)):  # multiscale: level 0
         data = data[0]
     rgb = bool(attributes.get("rgb", False))
     ndim = data.ndim - int(rgb)
