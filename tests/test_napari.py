@@ -328,3 +328,74 @@ def test_writer_lazy_and_multiscale_layers(viewer, tmp_path):
     viewer.layers.save(str(tmp_path / "multi.h5"), selected=True, plugin="imgio")
     np.testing.assert_array_equal(iio.imread(tmp_path / "multi.h5"), data)
     assert iio.improps(tmp_path / "multi.h5").spacing == pytest.approx((1.0, 0.5, 0.5))
+
+
+def test_tiff_level_out_of_range_is_index_error(tmp_path):
+    path = tmp_path / "pyramid.ome.tif"
+    _ome_pyramid(path, np.zeros((64, 64), np.uint16), n_levels=2)
+    with pytest.raises(IndexError, match="resolution level"):
+        iio.improps(path, level=2)
+    with pytest.raises(IndexError, match="resolution level"):
+        iio.imread(path, level=2)
+
+
+# -- a real napari.Viewer, rendered off screen -------------------------------------------------------
+_SCREENSHOT = r"""
+import sys, warnings
+warnings.simplefilter("ignore")  # napari's start-up deprecation chatter, in this child only
+import numpy as np, napari, imgio.v3 as iio
+viewer = napari.Viewer(show=False)
+layers = viewer.open(sys.argv[1], plugin="imgio")
+canvas = viewer.window._qt_viewer.canvas._scene_canvas
+viewer.reset_view()
+# viewer.screenshot() grabs the QOpenGLWidget's framebuffer, which Qt's offscreen platform
+# leaves black; napari's vispy canvas renders the same scene into its own framebuffer
+shot = canvas.render()
+iio.imwrite(sys.argv[2], shot[..., :3])
+print(len(layers), shot.shape)
+viewer.close()
+"""
+
+
+@pytest.fixture
+def x_display():
+    """An Xvfb server: Qt's offscreen platform renders OpenGL through its GLX."""
+    import shutil
+    if shutil.which("Xvfb") is None:
+        pytest.skip("the Xvfb binary (apt package xvfb) is not installed: Qt's offscreen "
+                    "platform has no OpenGL without an X server")
+    r, w = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1024x768x24",
+                             "-nolisten", "tcp"], pass_fds=(w,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r) as fh:
+        display = fh.readline().strip()
+    try:
+        yield f":{display}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_viewer_screenshot_is_not_blank(tmp_path, x_display):
+    path = tmp_path / "cells.ome.tif"
+    yy, xx = np.mgrid[0:128, 0:160]
+    blobs = np.stack([(1000 * (np.sin(xx / (6 + c)) * np.cos(yy / 9) + 1)).astype(np.uint16)
+                      for c in range(2)])
+    iio.imwrite(path, blobs, spacing=(None, 0.2, 0.2), axes="CYX", units=(None, "um", "um"))
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, DISPLAY=x_display, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-c", _SCREENSHOT, str(path), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.split()[0] == "2"  # two channel layers
+    shot = iio.imread(out)
+    assert shot.ndim == 3 and shot.shape[2] == 3
+    # not blank: both channel colours (magenta and green, additive) show, with structure
+    assert shot.std() > 20
+    assert (shot[..., 1] > 100).mean() > 0.05 and (shot[..., 0] > 100).mean() > 0.05
+    if os.environ.get("IMGIO_NAPARI_SCREENSHOT"):  # regenerate docs/_static/napari-screenshot.png
+        import shutil
+        shutil.copyfile(out, os.environ["IMGIO_NAPARI_SCREENSHOT"])
