@@ -399,3 +399,19 @@ def test_viewer_screenshot_is_not_blank(tmp_path, x_display):
     if os.environ.get("IMGIO_NAPARI_SCREENSHOT"):  # regenerate docs/_static/napari-screenshot.png
         import shutil
         shutil.copyfile(out, os.environ["IMGIO_NAPARI_SCREENSHOT"])
+
+
+def test_separate_images_become_separate_layers(viewer, tmp_path):
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    b = np.ones((5, 6), np.uint16)
+    np.savez(tmp_path / "two.npz", a, b)
+    iio.imwrite(tmp_path / "two.tif", [a, b], is_batch=True)
+    for name in ("two.npz", "two.tif"):
+        layers = viewer.open(tmp_path / name, plugin="imgio")
+        assert [layer.name for layer in layers] == [f"{name} [0]", f"{name} [1]"]
+        np.testing.assert_array_equal(layers[0].data, a)
+        np.testing.assert_array_equal(layers[1].data, b)
+    # a stack of frames (HDF5) and of slices (folder) stays one image
+    with h5py.File(tmp_path / "frames.h5", "w") as f:
+        f["data"] = np.zeros((4, 5, 6), np.uint8)
+    assert len(viewer.open(tmp_path / "frames.h5", plugin="imgio")) == 1

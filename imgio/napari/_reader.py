@@ -26,7 +26,8 @@ from imgio.errors import ImgioError
 
 from . import LAZY_BYTES
 
-__all__ = ["get_reader", "read", "pyramid_levels", "layer_data", "MAX_LEVELS"]
+__all__ = ["get_reader", "read", "pyramid_levels", "image_indices", "layer_data",
+           "MAX_LEVELS", "MAX_IMAGES"]
 
 #: most resolution levels asked for (a plugin that ignores ``level=`` stops the probe earlier)
 MAX_LEVELS = 32
@@ -94,9 +95,11 @@ def pyramid_levels(uri, **kwargs) -> list:
     return levels
 
 
-def _array(uri: str, props, level: int | None, threshold: int):
+def _array(uri: str, props, level: int | None, threshold: int, index: int | None = None):
     """The data of one level: NumPy below ``threshold`` bytes, else a lazy dask array."""
-    kw = {} if not level else {"level": level}
+    kw: dict[str, Any] = {} if not level else {"level": level}
+    if index is not None:
+        kw["index"] = index
     nbytes = int(np.prod(props.shape, dtype=np.int64)) * props.dtype.itemsize
     if nbytes > threshold:
         # napari shows planes: one chunk per plane (the file's own blocks within it), so
@@ -106,6 +109,34 @@ def _array(uri: str, props, level: int | None, threshold: int):
         lead = len(props.shape) - 2 - int(rgb)
         return imgio.to_dask(uri, chunks={i: 1 for i in range(max(lead, 0))}, **kw)
     return iio.imread(uri, **kw)
+
+
+#: most separate images (TIFF series, .npz arrays) opened from one file
+MAX_IMAGES = 64
+
+
+def image_indices(uri) -> list:
+    """The ``index`` of each separate image in ``uri``: ``[None]`` for one image.
+
+    ``index=k`` names separate images (TIFF series, ``.npz`` arrays) when
+    ``index=0`` is the natural image itself; where it names a frame or a slice of
+    the natural image (HDF5 datasets, folders, animations) the file is one image.
+    """
+    natural = iio.improps(uri)
+    try:
+        first = iio.improps(uri, index=0)
+    except (IndexError, TypeError, ImgioError):
+        return [None]
+    if first.shape != natural.shape or first.dtype != natural.dtype:
+        return [None]
+    indices: list = [0]
+    for k in range(1, MAX_IMAGES):
+        try:
+            iio.improps(uri, index=k)
+        except (IndexError, TypeError, ImgioError):
+            break
+        indices.append(k)
+    return [None] if len(indices) == 1 else indices
 
 
 def _is_letter_axes(axes, ndim: int) -> bool:
@@ -155,17 +186,28 @@ def _name(uri: str) -> str:
 
 
 def layer_data(uri: str) -> list[tuple]:
-    """Image layer data for one file, folder or glob."""
+    """Image layer data for one file, folder or glob: a layer per image (and channel)."""
+    indices = image_indices(uri)
+    out = []
+    for index in indices:
+        suffix = "" if index is None else f" [{index}]"
+        out.extend(_image_layers(uri, index, suffix))
+    return out
+
+
+def _image_layers(uri: str, index: int | None, suffix: str) -> list[tuple]:
     threshold = _lazy_bytes()
-    levels = pyramid_levels(uri)
+    sel = {} if index is None else {"index": index}
+    levels = pyramid_levels(uri, **sel)
     full = levels[0]
-    arrays = [_array(uri, props, k, threshold) for k, props in enumerate(levels)]
+    arrays = [_array(uri, props, k, threshold, index) for k, props in enumerate(levels)]
     ndim = len(full.shape)
     kw, channel_axis, _ = _physical_kwargs(full, ndim)
     data: Any = arrays if len(arrays) > 1 else arrays[0]
-    kw["name"] = _name(uri)
-    kw["metadata"] = {"imgio": {"path": uri, "axes": full.axes, "spacing": full.spacing,
-                                "units": full.units, "levels": [p.shape for p in levels]}}
+    kw["name"] = _name(uri) + suffix
+    kw["metadata"] = {"imgio": {"path": uri, "index": index, "axes": full.axes,
+                                "spacing": full.spacing, "units": full.units,
+                                "levels": [p.shape for p in levels]}}
     if len(arrays) > 1:
         kw["multiscale"] = True
     if channel_axis is not None:
