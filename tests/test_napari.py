@@ -260,9 +260,13 @@ class _Tasks:
         self.cb.__exit__(*exc)
 
 
-def _sparse_npy(path, shape, dtype, plane_values):
-    """A large .npy file whose pixels are mostly holes: only the given planes are written."""
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+def _sparse_file(path, shape, dtype, plane_values):
+    """A large .npy or uncompressed TIFF file whose pixels are mostly holes: only the
+    given planes are written."""
+    if path.suffix == ".npy":
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    else:
+        mm = tifffile.memmap(path, shape=shape, dtype=dtype)
     for k, v in plane_values.items():
         mm[k] = v
     mm.flush()
@@ -270,11 +274,12 @@ def _sparse_npy(path, shape, dtype, plane_values):
 
 
 @pytest.mark.slow
-def test_two_gib_file_opens_lazily(viewer, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["big.npy", "big.tif"])
+def test_two_gib_file_opens_lazily(viewer, tmp_path, monkeypatch, name):
     monkeypatch.delenv("IMGIO_NAPARI_LAZY_BYTES", raising=False)
-    path = tmp_path / "big.npy"
+    path = tmp_path / name
     shape = (128, 2048, 4096)  # uint16: 2 GiB, one plane 16 MiB
-    _sparse_npy(path, shape, np.uint16, {0: 1, 64: 7, 127: 9})
+    _sparse_file(path, shape, np.uint16, {0: 1, 64: 7, 127: 9})
     assert os.path.getsize(path) >= 2 * 2**30
     import dask.array as da
     from imgio.napari import get_reader
