@@ -56,7 +56,9 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
 
 #: read keywords that also select what ``properties`` describes
 _SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "setup", "mode", "pilmode",
-                       "as_gray", "rotate", "exifrotate")
+                       "as_gray", "rotate", "exifrotate",
+                       # the trust opt-ins change what a file is allowed to declare
+                       "allow_partial", "allow_external")
 
 
 def _guard_size(plugin, index, kwargs, limit) -> None:

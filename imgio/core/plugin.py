@@ -256,11 +256,13 @@ class PluginV3:
         self._close(success=exc_type is None)
 
     def __del__(self):
-        # an abandoned plugin still releases its file and commits a write, as
-        # imageio's plugins do; failures here must not escape into the GC
+        # an abandoned plugin releases its file but never commits a write: only
+        # an explicit close() or a clean ``with`` exit does (a writer whose loop
+        # raised must not replace a good file with a partial one); the
+        # temporary file is discarded.  Failures here must not escape into the GC
         try:
             if not getattr(self, "_closed", True):
-                self.close()
+                self._close(success=False)
         except Exception:
             pass
 

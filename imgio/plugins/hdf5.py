@@ -57,10 +57,11 @@ import h5py
 import numpy as np
 
 from .. import _kernels
+from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _hdf5
-from ..errors import (CorruptFileError, DTypeError, FormatError, ImgioError,
-                      InitializationError, ShapeError)
+from ..errors import (CorruptFileError, DTypeError, ExternalReferenceError, FormatError,
+                      ImgioError, InitializationError, ShapeError)
 
 __all__ = ["Hdf5Plugin"]
 
@@ -413,6 +414,7 @@ class _Node:
 class _DatasetNode(_Node):
     def __init__(self, plugin: "Hdf5Plugin", ds, crop: tuple | None = None,
                  view: np.dtype | None = None):
+        plugin._check_local(ds)
         self.plugin = plugin
         self.ds = ds
         self.name = ds.name
@@ -577,8 +579,10 @@ class Hdf5Plugin(PluginV3):
     modes = "iIvV"
 
     def __init__(self, request, *, dataset: str | None = None, level: int = 0, setup: int = 0,
-                 mode: str | None = None, **kwargs) -> None:
+                 mode: str | None = None, allow_external: bool = False, **kwargs) -> None:
         super().__init__(request)
+        self._allow_external = bool(allow_external)
+        kwargs.pop("allow_partial", None)  # HDF5 damage is never read partially
         self._h5 = None
         self._h5w = None
         self._fd: int | None = None
@@ -645,6 +649,54 @@ class Hdf5Plugin(PluginV3):
     def _damaged(self, exc: Exception) -> CorruptFileError:
         return CorruptFileError(f"{self._request.filename}: the HDF5 data cannot be read "
                                 f"(damaged or truncated?): {exc}")
+
+    # -- the guards: nothing outside the file, nothing larger than the limit -------------
+    def _take_options(self, kwargs: dict):
+        """Pop the guard keywords of a read call; returns its ``max_bytes``."""
+        kwargs.pop("allow_partial", None)
+        if "allow_external" in kwargs:
+            self._allow_external = bool(kwargs.pop("allow_external"))
+            self._nodes.clear()  # nodes were checked under the other setting
+        return kwargs.pop("max_bytes", None)
+
+    def _check_local(self, ds) -> None:
+        """Refuse a dataset whose pixels live outside this file (unless allowed).
+
+        External raw storage (``H5Pset_external``: the dataset's bytes are read
+        from another file, e.g. ``/etc/passwd``), virtual datasets (mapped from
+        other files) and datasets reached through an external link would make
+        the read return what another file holds.
+        """
+        if self._allow_external:
+            return
+        where = f"{self._request.filename}: dataset {ds.name}"
+        hint = ("; imgio reads only the file you named. Pass allow_external=True "
+                "if you trust the file and want the referenced data.")
+        try:
+            external = ds.external
+        except Exception:  # pragma: no cover - h5py without the property list query
+            external = None
+        if external:
+            names = ", ".join(sorted({os.fsdecode(e[0]) for e in external}))
+            raise ExternalReferenceError(f"{where} stores its data in other file(s): {names}"
+                                         + hint)
+        if getattr(ds, "is_virtual", False):
+            try:
+                names = ", ".join(sorted({m.file_name for m in ds.virtual_sources()}))
+            except Exception:
+                names = "?"
+            raise ExternalReferenceError(f"{where} is a virtual dataset mapped from {names}"
+                                         + hint)
+        try:
+            same = ds.file.id == self._h5.id
+        except Exception:
+            same = True
+        if not same:
+            raise ExternalReferenceError(
+                f"{where} is an external link to {ds.file.filename}" + hint)
+
+    def _check_size(self, shape, dtype, limit) -> None:
+        check_nbytes(shape, dtype, self._request.filename, limit)
 
     # -- which ndimage ------------------------------------------------------------------
     @property
@@ -913,11 +965,19 @@ class Hdf5Plugin(PluginV3):
     # -- reading -------------------------------------------------------------------------
     def read(self, *, index: Any = None, dataset: str | None = None, level: int | None = None,
              setup: int | None = None, **kwargs) -> np.ndarray:
-        """The dataset (``index=None`` or ``...``) or frame ``index`` along axis 0."""
+        """The dataset (``index=None`` or ``...``) or frame ``index`` along axis 0.
+
+        The size guard (:mod:`imgio.core.limits`, ``max_bytes=``) is checked
+        before anything is allocated; data stored outside the file are refused
+        unless ``allow_external=True``.
+        """
+        limit = self._take_options(kwargs)
         if kwargs:
             raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
         index = self._volume_index(index)
         node = self._node(dataset, level, setup)
+        whole = len(node.shape) <= 2 or index is None or index is Ellipsis
+        self._check_size(node.shape if whole else node.shape[1:], node.dtype, limit)
         try:
             if len(node.shape) <= 2:  # a single image
                 if index is None:
@@ -940,9 +1000,12 @@ class Hdf5Plugin(PluginV3):
     def iter(self, *, dataset: str | None = None, level: int | None = None,
              setup: int | None = None, **kwargs) -> Iterator[np.ndarray]:
         """Yield the frames (axis 0) one at a time; a 2-D dataset yields itself once."""
+        limit = self._take_options(kwargs)
         if kwargs:
             raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
         node = self._node(dataset, level, setup)
+        self._check_size(node.shape if len(node.shape) <= 2 else node.shape[1:], node.dtype,
+                         limit)
         try:
             if len(node.shape) <= 2:
                 yield node.read_all()
@@ -956,6 +1019,7 @@ class Hdf5Plugin(PluginV3):
     def properties(self, *, index: Any = None, dataset: str | None = None,
                    level: int | None = None, setup: int | None = None,
                    **kwargs) -> ImageProperties:
+        self._take_options(kwargs)
         if kwargs:
             raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
         index = self._volume_index(index)
@@ -988,6 +1052,7 @@ class Hdf5Plugin(PluginV3):
         Without ``dataset=`` in a file with several image datasets, the dict
         holds the file attributes and the listing only.
         """
+        self._take_options(kwargs)
         if kwargs:
             raise TypeError(f"unexpected keywords for the hdf5 plugin: {sorted(kwargs)}")
         self._check_open()

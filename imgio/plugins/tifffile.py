@@ -330,9 +330,9 @@ def _memory_limit(override=None) -> float:
     """Largest eager read in bytes, a last-resort guard behind :mod:`imgio.core.limits`.
 
     ``override`` (a read's ``max_bytes=``) goes through ``limits.max_bytes``;
-    otherwise ``MAX_BYTES`` here, else the machine's RAM (a larger read cannot
-    succeed).  The configurable per-process limit is applied by
-    :func:`imgio.v3.imread` before the plugin reads.
+    otherwise ``MAX_BYTES`` here, else :func:`imgio.core.limits.max_bytes`
+    (``IMGIO_MAX_BYTES``, else a share of the available memory), so v2 reads,
+    ``imiter`` and readers are guarded as :func:`imgio.v3.imread` is.
     """
     if override is not None:
         try:
@@ -342,10 +342,8 @@ def _memory_limit(override=None) -> float:
             return float(override) if override else float("inf")
     if MAX_BYTES is not None:
         return float(MAX_BYTES)
-    try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return float("inf")
+    from ..core import limits
+    return limits.max_bytes(None)
 
 
 class TifffilePlugin(PluginV3):
