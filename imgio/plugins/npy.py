@@ -183,8 +183,8 @@ class NpzPlugin(PluginV3):
             shape, dtype, _ = self._header(0)
             check_nbytes((n,) + tuple(shape), dtype, self._request.filename, max_bytes)
             return _kernels.stack_frames(self._load(i, max_bytes) for i in range(n))
-        return self._load(self._normalize_index(0 if index is None else index, n, "array"),
-                          max_bytes)
+        i = self._normalize_index(0 if index is None else index, n, "array")
+        return self._load(i) if max_bytes is None else self._load(i, max_bytes)
 
     def _check_equal(self) -> None:
         if not self._names:
@@ -199,7 +199,7 @@ class NpzPlugin(PluginV3):
         self._check_open()
         limit = kwargs.pop("max_bytes", None)
         for i in range(len(self._names)):
-            yield self._load(i, limit)
+            yield self._load(i) if limit is None else self._load(i, limit)
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         self._check_open()
