@@ -44,6 +44,8 @@ append(frame, dataset="data", ...)
 from __future__ import annotations
 
 import collections
+import errno
+import io
 import json
 import os
 import re
@@ -411,6 +413,80 @@ class _Node:
         raise NotImplementedError
 
 
+class _WriteSink(io.RawIOBase):
+    """The file HDF5 writes through (h5py's ``fileobj`` driver), safe on a full disk.
+
+    With HDF5's own POSIX driver a failed write (``ENOSPC``, ``EFBIG``) leaves
+    dirty metadata that HDF5 retries to flush when its objects are freed, and
+    the process dies with SIGSEGV.  Here the first failure is recorded and
+    every later write is accepted and dropped, so HDF5 closes cleanly; the
+    plugin then raises :class:`~imgio.errors.WriteError` naming the target and
+    the temporary file is removed.
+    """
+
+    def __init__(self, raw) -> None:
+        super().__init__()
+        self.raw = raw
+        self.failed: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readinto(self, buf) -> int:
+        return self.raw.readinto(buf)
+
+    def write(self, buf) -> int:
+        n = memoryview(buf).nbytes
+        if self.failed is None:
+            try:
+                done = 0
+                view = memoryview(buf).cast("B")
+                while done < n:
+                    got = self.raw.write(view[done:])
+                    if not got:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += got
+                return n
+            except OSError as exc:
+                self.failed = exc
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failed is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as exc:
+                self.failed = exc
+        return self.raw.tell() if size is None else size
+
+    def flush(self) -> None:
+        if self.failed is None and not self.raw.closed:
+            try:
+                self.raw.flush()
+            except OSError as exc:
+                self.failed = exc
+
+    def close(self) -> None:
+        if not self.raw.closed:
+            try:
+                self.raw.close()
+            except OSError as exc:
+                self.failed = self.failed or exc
+        super().close()
+
+
 class _DatasetNode(_Node):
     def __init__(self, plugin: "Hdf5Plugin", ds, crop: tuple | None = None,
                  view: np.dtype | None = None):
@@ -645,6 +721,11 @@ class Hdf5Plugin(PluginV3):
                 if self._fd is not None:
                     os.close(self._fd)
                     self._fd = None
+                sink, self._sink = getattr(self, "_sink", None), None
+                if sink is not None:
+                    sink.close()
+                    if sink.failed is not None:
+                        raise self._request.write_error(sink.failed) from sink.failed
 
     def _damaged(self, exc: Exception) -> CorruptFileError:
         return CorruptFileError(f"{self._request.filename}: the HDF5 data cannot be read "
@@ -1094,14 +1175,17 @@ class Hdf5Plugin(PluginV3):
             req = self._request
             if mode == "a" and req.kind == "path" and os.path.isfile(req.path):
                 shutil.copyfile(req.path, local)
+                self._sink = _WriteSink(open(local, "r+b", buffering=0))
                 try:
-                    self._h5w = h5py.File(local, "a")
+                    self._h5w = h5py.File(self._sink, "a")
                 except (OSError, ValueError) as exc:
+                    self._sink.close()
                     raise CorruptFileError(
                         f"{req.filename}: cannot append to it, the existing HDF5 file cannot "
                         f"be opened: {exc}") from exc
             else:
-                self._h5w = h5py.File(local, "w")
+                self._sink = _WriteSink(open(local, "w+b", buffering=0))
+                self._h5w = h5py.File(self._sink, "w")
         return self._h5w
 
     def _target_name(self, dataset: str | None) -> str:
