@@ -51,6 +51,8 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
     with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint) as f:
         if not kwargs.get("mmap") and kwargs.get("out") is None:
             _guard_size(f, index, kwargs, max_bytes)
+        if max_bytes is not None:  # the plugins' own guards (tiles, frames ...) use it too
+            kwargs["max_bytes"] = max_bytes
         return np.asarray(f.read(**kwargs))
 
 

@@ -27,7 +27,8 @@ import numpy as np
 from .. import _fasttiff, _kernels
 from ..core import registry
 from ..core.plugin import ImageProperties, PluginV3
-from ..errors import (CorruptFileError, DTypeError, ImageTooLargeError, InitializationError,
+from ..errors import (CorruptFileError, DTypeError, ExternalReferenceError, ImageTooLargeError,
+                      InitializationError,
                       ShapeError)
 from . import tifffile as _tp
 
@@ -78,6 +79,31 @@ class FolderPlugin(PluginV3):
         self._files = sorted(files, key=natural_key)
         self._slice: tuple | None = None  # (shape, dtype) of the first slice
 
+    # -- the guards ---------------------------------------------------------------------
+    _allow_external = False
+
+    def _take_guard_options(self, kwargs: dict):
+        """Pop ``allow_external``/``allow_partial`` (kept) and ``max_bytes`` (returned)."""
+        if "allow_external" in kwargs:
+            self._allow_external = bool(kwargs.pop("allow_external"))
+        kwargs.pop("allow_partial", None)
+        return kwargs.pop("max_bytes", None)
+
+    def _check_links(self) -> None:
+        """Refuse folder entries that are symlinks pointing out of the folder."""
+        if self._allow_external or self._request.kind != "dir":
+            return
+        root = os.path.realpath(self._request.path)
+        for path in self._files:
+            if not os.path.islink(path):
+                continue
+            real = os.path.realpath(path)
+            if os.path.commonpath([root, real]) != root:
+                raise ExternalReferenceError(
+                    f"{self._request.filename}: the entry {os.path.basename(path)} is a "
+                    f"symlink to {real}, outside the folder; imgio reads only what you "
+                    "named. Pass allow_external=True to follow it.")
+
     # -- what the folder holds ---------------------------------------------------------
     @property
     def files(self) -> list[str]:
@@ -113,8 +139,15 @@ class FolderPlugin(PluginV3):
     def read(self, *, index: Any = None, out: np.ndarray | None = None,
              maxworkers: int | None = None, fast: bool = True, progress=None,
              **kwargs) -> np.ndarray:
-        """The volume (``index=None``/``...``) or slice ``index``."""
+        """The volume (``index=None``/``...``) or slice ``index``.
+
+        Entries that are symlinks out of the folder are refused unless
+        ``allow_external=True``; the volume is checked against the size guard
+        (``max_bytes=``, :mod:`imgio.core.limits`) before it is allocated.
+        """
         self._check_open()
+        self._max_bytes = self._take_guard_options(kwargs)
+        self._check_links()
         if kwargs:
             raise TypeError(f"the folder plugin's read() got unexpected keywords {sorted(kwargs)}")
         if not self._is_volume(index):
@@ -140,11 +173,12 @@ class FolderPlugin(PluginV3):
         full = (n,) + tuple(shape)
         if out is None:
             nbytes = float(np.prod(full, dtype=np.float64)) * dtype.itemsize
-            if nbytes > _tp._memory_limit():
+            if nbytes > _tp._memory_limit(getattr(self, "_max_bytes", None)):
                 raise ImageTooLargeError(
                     f"{self._request.filename}: {n} slices of {shape} {dtype} make "
-                    f"{nbytes / 2**30:.1f} GiB, more than imgio may allocate; read slices "
-                    "with index=i or imiter().")
+                    f"{nbytes / 2**30:.1f} GiB, more than imgio may allocate "
+                    f"({_tp._memory_limit(getattr(self, '_max_bytes', None)) / 2**30:.3g} "
+                    "GiB, max_bytes= / IMGIO_MAX_BYTES); read slices with index=i or imiter().")
             out = np.empty(full, dtype)
         elif not isinstance(out, np.ndarray) or out.shape != full:
             raise ShapeError(f"out has shape {getattr(out, 'shape', None)}, but the "
@@ -268,6 +302,8 @@ class FolderPlugin(PluginV3):
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         """Yield the slices one by one, in natural order."""
         self._check_open()
+        self._take_guard_options(kwargs)
+        self._check_links()
         for i in range(len(self._files)):
             yield self.read(index=i, **kwargs)
 

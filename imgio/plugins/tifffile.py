@@ -412,10 +412,13 @@ class TifffilePlugin(PluginV3):
             raise CorruptFileError(f"{request.filename} is a TIFF file with no images.")
         self._tif_obj, self._series_obj = tif, series
         if log.messages:
+            # kept: every later call on this reader raises too (or warns once)
+            self._open_damage = (list(log.messages), n_pages)
             self._partial(log.messages, n_pages)
 
     # -- damage -------------------------------------------------------------------
     _allow_partial = False
+    _open_damage: tuple | None = None
 
     def _set_partial(self, kwargs: dict) -> None:
         """Take ``allow_partial`` out of a call's keywords."""
@@ -506,6 +509,8 @@ class TifffilePlugin(PluginV3):
         """The ``tifffile.TiffFile``, opened on first use."""
         if self._tif_obj is None and self._request.io_mode == "r":
             self._open_tiff()
+        elif self._open_damage is not None:
+            self._partial(*self._open_damage)
         return self._tif_obj
 
     @property

@@ -38,7 +38,7 @@ import numpy as np
 #: the size limit the harness (and the robustness tests) run with
 GUARD_BYTES = 256 << 20
 #: address-space limit of every child process the harness starts
-CHILD_RLIMIT_AS = 3 << 30
+CHILD_RLIMIT_AS = 2 << 30
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
