@@ -96,15 +96,18 @@ def _backend_dirs() -> tuple[str, ...]:
 def _is_damage(exc: BaseException) -> bool:
     """Whether ``exc`` is tifffile's (or a codec's) answer to a damaged file.
 
-    OSError/EOFError (short reads) and tifffile's own exception type are damage
-    wherever they come from; the other types count only if the innermost frame
-    of the traceback is in tifffile or imagecodecs, so a bug in imgio (a
-    NameError, an AttributeError, a TypeError of its own) propagates unchanged.
+    The types tifffile raises for damage (``_DAMAGE``: its TiffFileError,
+    ValueError, OSError, KeyError ...) are damage wherever they come from; the
+    types that mean a programming error (TypeError, AttributeError,
+    ZeroDivisionError, AssertionError ...) count only if the innermost frame of
+    the traceback is in tifffile or imagecodecs (whose parsers raise them on
+    damaged headers), so a bug in imgio propagates unchanged; NameError and
+    the like never count.
     """
     if isinstance(exc, ImgioError) or not isinstance(exc, _DAMAGE_IN_BACKEND):
         return False
-    if isinstance(exc, (tifffile.TiffFileError, EOFError, OSError, __import__("struct").error)):
-        return True
+    if isinstance(exc, _DAMAGE):
+        return True  # what tifffile raises for damage, wherever the damaged value ended up
     if type(exc).__module__.startswith("imagecodecs"):
         return True  # DeflateError ... raised from compiled code
     tb = exc.__traceback__
@@ -252,7 +255,10 @@ def _resolution_yx(page) -> tuple[float | None, float | None]:
 def _resolution_spacing(page) -> tuple[tuple | None, tuple | None]:
     """(spacing, units) of the Y and X axes from a page's resolution tags."""
     unit_tag = page.tags.get("ResolutionUnit")
-    unit = int(unit_tag.value) if unit_tag is not None else 2
+    try:
+        unit = int(unit_tag.value) if unit_tag is not None else 2
+    except (TypeError, ValueError):  # a damaged tag: no physical size
+        return None, None
     names = {2: "inch", 3: "cm"}
     if unit not in names:  # RESUNIT.NONE: the numbers carry no physical size
         return None, None
