@@ -275,3 +275,50 @@ def test_peak_rss_is_measured():
     from tests.conftest import peak_rss
     peaks = peak_rss()
     assert peaks["self"] > 10 << 20
+
+
+def _ome_pair(folder: Path, second: str) -> tuple[Path, np.ndarray]:
+    """A 2-file OME-TIFF whose XML (in a.ome.tif) names ``second`` for planes 3-5."""
+    import uuid
+    data = np.arange(6 * 8 * 8, dtype=np.uint16).reshape(6, 8, 8)
+    names = ("a.ome.tif", second)
+    uuids = [f"urn:uuid:{uuid.uuid4()}" for _ in names]
+    tiffdata = "".join(
+        f'<TiffData IFD="0" PlaneCount="3" FirstZ="{first}" FirstC="0" FirstT="0">'
+        f'<UUID FileName="{name}">{uid}</UUID></TiffData>'
+        for name, uid, first in zip(names, uuids, (0, 3)))
+    xml = ('<?xml version="1.0" encoding="UTF-8"?>'
+           '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+           f'UUID="{uuids[0]}"><Image ID="Image:0"><Pixels ID="Pixels:0" '
+           'DimensionOrder="XYZCT" Type="uint16" SizeX="8" SizeY="8" SizeZ="6" SizeC="1" '
+           'SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+           f'{tiffdata}</Pixels></Image></OME>')
+    for name, part, desc in zip(names, (data[:3], data[3:]), (xml.encode(), None)):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        with tifffile.TiffWriter(folder / name, ome=False) as tw:
+            tw.write(part, metadata=None, photometric="minisblack", description=desc)
+    return folder / names[0], data
+
+
+def test_ome_references_outside_the_folder_are_refused(tmp_path):
+    inside, data = _ome_pair(tmp_path / "in", "b.ome.tif")
+    np.testing.assert_array_equal(iio.imread(inside), data)  # same folder: one dataset
+    outside, data = _ome_pair(tmp_path / "ds", "../elsewhere/b.ome.tif")
+    for call in (lambda: iio.imread(outside), lambda: iio.improps(outside),
+                 lambda: v2.volread(outside)):
+        with pytest.raises(ExternalReferenceError, match="elsewhere"):
+            call()
+    np.testing.assert_array_equal(iio.imread(outside, allow_external=True), data)
+
+
+def test_folder_symlinks_out_of_the_folder_are_refused(tmp_path):
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    tifffile.imwrite(stack / "z0.tif", np.zeros((4, 4), np.uint8))
+    tifffile.imwrite(tmp_path / "outside.tif", np.ones((4, 4), np.uint8))
+    (stack / "z1.tif").symlink_to(tmp_path / "outside.tif")
+    with pytest.raises(ExternalReferenceError, match="z1.tif"):
+        iio.imread(stack)
+    with pytest.raises(ExternalReferenceError):
+        list(iio.imiter(stack))
+    assert iio.imread(stack, allow_external=True).shape == (2, 4, 4)

@@ -417,6 +417,12 @@ class TifffilePlugin(PluginV3):
             tif.close()
             raise CorruptFileError(f"{request.filename} is a TIFF file with no images.")
         self._tif_obj, self._series_obj = tif, series
+        try:
+            self._check_ome_references(tif)
+        except BaseException:
+            self._tif_obj = self._series_obj = None
+            tif.close()
+            raise
         if log.messages:
             # kept: every later call on this reader raises too (or warns once)
             self._open_damage = (list(log.messages), n_pages)
@@ -426,10 +432,40 @@ class TifffilePlugin(PluginV3):
     _allow_partial = False
     _open_damage: tuple | None = None
 
+    _allow_external = False
+
     def _set_partial(self, kwargs: dict) -> None:
-        """Take ``allow_partial`` out of a call's keywords."""
+        """Take ``allow_partial`` and ``allow_external`` out of a call's keywords."""
         if "allow_partial" in kwargs:
             self._allow_partial = bool(kwargs.pop("allow_partial"))
+        if "allow_external" in kwargs:
+            self._allow_external = bool(kwargs.pop("allow_external"))
+
+    def _check_ome_references(self, tif) -> None:
+        """Refuse OME-XML ``FileName`` references that leave the file's folder.
+
+        A multi-file OME-TIFF names its other files in ``<UUID FileName=...>``;
+        tifffile reads planes from them.  Files in the same folder (or below)
+        are part of the dataset; ``../elsewhere/x.ome.tif`` or an absolute path
+        are not, unless ``allow_external=True``.
+        """
+        if self._allow_external or self._request.kind != "path" or not tif.is_ome:
+            return
+        try:
+            xml = tif.pages.first.description or ""
+        except Exception:
+            return
+        if "FileName" not in xml:
+            return
+        root = os.path.realpath(os.path.dirname(self._request.path))
+        for name in set(re.findall(r'FileName\s*=\s*"([^"]*)"', xml)):
+            real = os.path.realpath(os.path.join(root, name))
+            if os.path.commonpath([root, real]) != root:
+                from ..errors import ExternalReferenceError
+                raise ExternalReferenceError(
+                    f"{self._request.filename}: its OME-XML refers to FileName={name!r}, "
+                    f"outside the file's folder ({real}); imgio reads only what you named. "
+                    "Pass allow_external=True to read it.")
 
     def _declared_pages(self) -> int | None:
         """How many pages the first page's description declares, if it says."""
