@@ -526,12 +526,46 @@ class TifffilePlugin(PluginV3):
         warnings.warn(text + "; reading what is there (allow_partial=True).",
                       PartialReadWarning, stacklevel=4)
 
+    def _check_tile_sizes(self, pages) -> None:
+        """A tile or strip decodes into a buffer of its own declared size, before it is
+        cropped to the image: refuse one that would expand far beyond its image (a
+        16 x 16 image with one 32768 x 32768 tile inflates 1 GiB) or past the limit."""
+        seen = set()
+        limit = _memory_limit(getattr(self, "_max_bytes", None))
+        for page in pages:
+            key = getattr(page, "keyframe", None) or page
+            if id(key) in seen:
+                continue
+            seen.add(id(key))
+            try:
+                if key.is_tiled:
+                    segment = (key.tiledepth * key.tilelength * key.tilewidth
+                               * key.samplesperpixel)
+                else:
+                    segment = key.rowsperstrip * key.imagewidth * key.samplesperpixel
+                segment *= max(1, key.bitspersample // 8)
+                image = math.prod(key.shape) * key.dtype.itemsize
+            except (AttributeError, TypeError, ValueError):
+                continue
+            if segment > max(16 * image, 64 << 20):
+                raise CorruptFileError(
+                    f"{self._request.filename}: page {getattr(page, 'index', '?')} declares "
+                    f"{'tiles' if key.is_tiled else 'strips'} of {segment:,} bytes for an "
+                    f"image of {image:,} bytes ({tuple(key.shape)}): a segment that would "
+                    "expand far beyond its image is damage (or a decompression bomb).")
+            if segment > limit and segment > image:  # (the image's own size is checked apart)
+                raise ImageTooLargeError(
+                    f"{self._request.filename}: page {getattr(page, 'index', '?')} declares "
+                    f"{'tiles' if key.is_tiled else 'strips'} of {segment:,} bytes, more than "
+                    f"the limit of {limit:,.0f} bytes (max_bytes= / IMGIO_MAX_BYTES).")
+
     def _check_segments(self, pages) -> None:
         """Strips or tiles past the end of the file, or at offset 0 / in the header."""
         size = self._request.size()
         if size is None:
             return
         header = 16 if self._tif_obj.is_bigtiff else 8
+        self._check_tile_sizes(pages)
         for page in pages:
             offsets = getattr(page, "dataoffsets", None)
             counts = getattr(page, "databytecounts", None)
@@ -642,6 +676,8 @@ class TifffilePlugin(PluginV3):
                 raise ValueError("`mmap=True` maps a whole series; drop `page=`.")
             s, n = self._n_pages(index)
             key = self._normalize_index(page, n, "page")
+            pages = self._tif.pages if s is None else self._series[s].pages
+            self._guard(self._check_segments, [pages[key]])
             return self._guard(self._tif.asarray, key=key, series=s, out=out, **kwargs)
         if index is Ellipsis:
             if mmap:

@@ -188,7 +188,10 @@ _BOMB_CHILD = textwrap.dedent('''
     import numpy as np
     kind, api, path, limit = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     import imgio.v2 as v2, imgio.v3 as iio
+    import imgio.plugins.tifffile, imgio.plugins.hdf5, imgio.plugins.npy, tifffile, h5py
     from imgio.errors import ImageTooLargeError, ImgioError
+    import resource
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     calls = {
         "v3.imread": lambda: iio.imread(path, max_bytes=int(limit) if limit != "-" else None),
         "v2.imread": lambda: v2.imread(path),
@@ -204,8 +207,13 @@ _BOMB_CHILD = textwrap.dedent('''
             got = calls[api]()
         size = sum(np.asarray(g).nbytes for g in got if g is not None) \
             if isinstance(got, list) else np.asarray(got).nbytes
-        # a returned read is right only if what it returned is within the limit
-        print(json.dumps({"result": "within limit" if size <= cap else "returned"}))
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # a returned read is right only if what it returned, and what it
+        # allocated on the way (the peak above the interpreter's own), is within the limit
+        ok = size <= cap and peak - base <= cap + (64 << 20)
+        print(json.dumps({"result": "within limit" if ok else "returned",
+                          "size": size, "peak": peak, "base": base}))
     except ImageTooLargeError as exc:
         print(json.dumps({"result": "guarded"}))
     except ImgioError as exc:
@@ -220,18 +228,24 @@ def _bomb_files(tmp: str) -> dict[str, str]:
     import h5py
     import tifffile
     files = {}
-    # a TIFF declaring a 16 x 16 image with one 49152 x 65536 zlib tile (3 GiB)
+    # a TIFF declaring a 16 x 16 image with one 32768 x 32768 zlib tile whose
+    # stream really inflates to 1 GiB (about 1 MB on disk)
     p = os.path.join(tmp, "tile-bomb.tif")
     with tifffile.TiffWriter(p) as w:
         w.write(np.zeros((16, 16), np.uint8), compression="zlib", tile=(16, 16))
     raw = bytearray(Path(p).read_bytes())
+    import zlib
+    comp = zlib.compressobj(9)
+    chunk = bytes(64 << 20)
+    stream = b"".join(comp.compress(chunk) for _ in range(16)) + comp.flush()
     with tifffile.TiffFile(p) as tif:
         tags = tif.pages.first.tags
-        for name, value in (("TileWidth", 65536), ("TileLength", 49152)):
+        for name, value in (("TileWidth", 32768), ("TileLength", 32768),
+                            ("TileOffsets", len(raw)), ("TileByteCounts", len(stream))):
             tag = tags[name]
             size = 2 if tag.dtype == 3 else 4
             raw[tag.valueoffset:tag.valueoffset + size] = value.to_bytes(size, "little")
-    Path(p).write_bytes(bytes(raw))
+    Path(p).write_bytes(bytes(raw) + stream)
     files["tiff-tile-bomb"] = p
     # a TIFF page declaring 100000 x 100000 pixels (uncompressed, 10 GB)
     p = os.path.join(tmp, "page-bomb.tif")
