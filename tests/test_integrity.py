@@ -12,7 +12,6 @@ import re
 import io
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import h5py
@@ -20,13 +19,12 @@ import numpy as np
 import pytest
 import tifffile
 
-import imgio
 import imgio.v2 as v2
 import imgio.v3 as iio
 from imgio.core import limits
 from imgio.core.request import PARTIAL_SUFFIX, clean_stale_partials
 from imgio.errors import (CorruptFileError, ExternalReferenceError, FormatError,
-                          ImageTooLargeError, ImgioError, PartialReadWarning, WriteError)
+                          ImageTooLargeError, PartialReadWarning, WriteError)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.harness import integrity  # noqa: E402
