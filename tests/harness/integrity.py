@@ -323,7 +323,9 @@ def bombs(full: bool = False) -> dict:
                     except (ValueError, KeyError):
                         result = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
                     if result not in ("guarded", "refused", "within limit"):
-                        bypasses.append((name, api, limit, result))
+                        where = (f"max_bytes={limit}" if limit != "-" else
+                                 f"IMGIO_MAX_BYTES={env['IMGIO_MAX_BYTES'] or 'unset'}")
+                        bypasses.append((name, api, where, result))
     return {"tried": tried, "bypasses": bypasses}
 
 
