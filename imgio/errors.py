@@ -25,6 +25,9 @@ __all__ = [
     "ClosedError",
     "ReadOnlyError",
     "SelectionError",
+    "ExternalReferenceError",
+    "WriteError",
+    "PartialReadWarning",
     "file_not_found",
     "dir_not_found",
 ]
@@ -96,6 +99,27 @@ class ClosedError(ImgioError, RuntimeError):
 
 class ReadOnlyError(ImgioError, OSError, ValueError):
     """A write was requested on something that can only be read."""
+
+
+class ExternalReferenceError(FormatError, PermissionError):
+    """A file refers to data outside what the user named (HDF5 external storage,
+    virtual datasets or external links, OME-TIFF planes in another folder, a
+    folder entry that is a symlink out of the folder).
+
+    Refused by default; pass ``allow_external=True`` to follow such references.
+    """
+
+
+class WriteError(ImgioError, OSError):
+    """A write failed (full disk, read-only target, missing permission ...).
+
+    The message names the target, never the temporary file; ``errno`` is the
+    system's error number when there is one.  The temporary file is removed.
+    """
+
+
+class PartialReadWarning(UserWarning):
+    """A damaged file was read partially because the caller passed ``allow_partial=True``."""
 
 
 def file_not_found(path: str | os.PathLike) -> FileNotFoundError:

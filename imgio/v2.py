@@ -25,6 +25,7 @@ from . import _kernels
 from .core import registry
 from .core.array import Array, DeferredMeta, Image
 from .core.imopen import imopen
+from .core.limits import check_nbytes, max_bytes
 from .core.legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
 from .core.plugin import PluginV3
 from .core.request import RETURN_BYTES
@@ -186,6 +187,7 @@ def _read_one(uri, format, mode: str, kwargs: dict, func: str) -> Array:
 def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,
                func: str) -> list[Array]:
     limit = to_nbytes(memtest, default)
+    guard = max_bytes()
     progress = kwargs.pop("progress", None)
     images: list[Array] = []
     nbytes = 0
@@ -199,6 +201,9 @@ def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,
                 prog.advance()
                 if nbytes > limit:
                     raise _memtest_error(func, limit, plugin.request.filename)
+                if nbytes > guard:  # the size guard holds even with memtest=False
+                    check_nbytes((len(images),) + image.shape, image.dtype,
+                                 plugin.request.filename, None, what=f"{func}() images")
     return images
 
 

@@ -52,12 +52,16 @@ def imread(uri, *, index: Any = None, plugin=None, extension=None, format_hint=N
                 **_remote(kwargs)) as f:
         if not kwargs.get("mmap") and kwargs.get("out") is None:
             _guard_size(f, index, kwargs, max_bytes)
+        if max_bytes is not None:  # the plugins' own guards (tiles, frames ...) use it too
+            kwargs["max_bytes"] = max_bytes
         return np.asarray(f.read(**kwargs))
 
 
 #: read keywords that also select what ``properties`` describes
 _SELECTION_KEYWORDS = ("page", "key", "series", "dataset", "level", "setup", "mode", "pilmode",
-                       "as_gray", "rotate", "exifrotate")
+                       "as_gray", "rotate", "exifrotate",
+                       # the trust opt-ins change what a file is allowed to declare
+                       "allow_partial", "allow_external")
 
 
 def _guard_size(plugin, index, kwargs, limit) -> None:

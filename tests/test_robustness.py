@@ -1,7 +1,11 @@
 """Bad input, faults and concurrency, across every plugin.
 
-* mutated real and generated files never crash, hang or return silently: a
-  read either succeeds or raises an imgio error (or IndexError/FileNotFoundError);
+* a truncated file either raises an imgio error or reads exactly as the intact
+  file does (never fewer pages, frames or other pixels);
+* mutated real and generated files never crash or hang: a read either
+  succeeds or raises an imgio error (or IndexError/FileNotFoundError);
+* reads run under a 256 MiB size limit (``tests/conftest.py``), and what
+  happens past the guard runs in a child process under ``RLIMIT_AS``;
 * opening thousands of readers leaks no file descriptors;
 * one reader shared by threads returns correct data.
 """
@@ -104,13 +108,67 @@ def test_seed_files_read(name):
         assert f.read().size > 0
 
 
+def _everything(data: bytes):
+    """What a user reads from a file: properties, the image, every frame."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
+        with iio.imopen(data, "r") as f:
+            props = f.properties()
+            image = f.read()
+            frames = list(f.iter())
+    return (tuple(props.shape), props.dtype), image, frames
+
+
 @pytest.mark.parametrize("name", sorted(SEEDS))
-def test_truncations_never_escape(name):
+def test_truncations_raise_or_read_as_the_intact_file(name):
     data = SEEDS[name]
-    for cut in sorted({0, 1, 4, 8, 16, 64, len(data) // 3, len(data) // 2, len(data) - 1}):
+    (props, image, frames) = _everything(data)
+    for cut in sorted({0, 1, 4, 8, 16, 64, len(data) // 3, len(data) // 2,
+                       len(data) * 9 // 10, len(data) - 1}):
         if cut >= len(data):
             continue
-        _read_all(data[:cut])
+        try:
+            got_props, got_image, got_frames = _everything(data[:cut])
+        except ALLOWED:
+            continue
+        assert got_props == props, f"{name} cut at {cut}: properties {got_props} != {props}"
+        np.testing.assert_array_equal(got_image, image, err_msg=f"{name} cut at {cut}")
+        assert len(got_frames) == len(frames), f"{name} cut at {cut}: frames lost"
+        for a, b in zip(got_frames, frames):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} cut at {cut}")
+
+
+def test_reads_past_the_guard_end_in_an_error_in_a_bounded_child(tmp_path):
+    """A header declaring 9 GB, read with the default limit in a child limited to
+    1.5 GB of address space: ImageTooLargeError naming the file, no MemoryError."""
+    import subprocess
+    import sys
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 4), np.uint8))
+    path = tmp_path / "bomb.npy"
+    path.write_bytes(buf.getvalue().replace(b"(4, 4)", b"(9000, 1000000)"))
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))\n"
+        "import imgio.v2 as v2, imgio.v3 as iio\n"
+        "from imgio.errors import ImageTooLargeError\n"
+        "for call in (iio.imread, v2.imread, lambda p: list(iio.imiter(p))):\n"
+        "    try:\n"
+        "        call(sys.argv[1])\n"
+        "    except ImageTooLargeError as exc:\n"
+        "        assert sys.argv[1] in str(exc), exc\n"
+        "    else:\n"
+        "        raise SystemExit('read past the guard')\n"
+        "print('guarded')\n")
+    env = {k: v for k, v in os.environ.items() if k != "IMGIO_MAX_BYTES"}
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "guarded" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_fuzz_runs_under_a_small_size_limit():
+    from imgio.core import limits
+    assert limits.max_bytes() <= 256 << 20
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))

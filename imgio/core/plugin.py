@@ -89,6 +89,13 @@ def _locked(method):
     return wrapper
 
 
+def _is_write_failure(request: Request, exc: BaseException) -> bool:
+    """An OS error of a write (not imgio's own errors, not a missing parent folder)."""
+    from ..errors import ImgioError
+    return (request.io_mode == "w" and isinstance(exc, OSError)
+            and not isinstance(exc, (ImgioError, FileNotFoundError)))
+
+
 class PluginV3:
     """Base class of imgio plugins (the imageio v3 plugin contract).
 
@@ -300,10 +307,20 @@ class PluginV3:
         self._closed = True
         try:
             self._close_backend()
-        except BaseException:
-            self._request.finish(success=False)
+        except BaseException as exc:
+            try:
+                self._request.finish(success=False)
+            except OSError:
+                pass  # the first error is the one to report
+            if _is_write_failure(self._request, exc):
+                raise self._request.write_error(exc) from exc
             raise
-        return self._request.finish(success=success)
+        try:
+            return self._request.finish(success=success)
+        except OSError as exc:  # flushing or renaming the temporary file
+            if _is_write_failure(self._request, exc):
+                raise self._request.write_error(exc) from exc
+            raise
 
     def _close_backend(self) -> None:
         """Close the backend's handles (override); called once by :meth:`close`."""
@@ -351,13 +368,18 @@ class PluginV3:
 
     def __exit__(self, exc_type, exc, tb):
         self._close(success=exc_type is None)
+        if exc is not None and _is_write_failure(self._request, exc):
+            # a full disk, a read-only target ...: name the target, not the temp file
+            raise self._request.write_error(exc) from exc
 
     def __del__(self):
-        # an abandoned plugin still releases its file and commits a write, as
-        # imageio's plugins do; failures here must not escape into the GC
+        # an abandoned plugin releases its file but never commits a write: only
+        # an explicit close() or a clean ``with`` exit does (a writer whose loop
+        # raised must not replace a good file with a partial one); the
+        # temporary file is discarded.  Failures here must not escape into the GC
         try:
             if not getattr(self, "_closed", True):
-                self.close()
+                self._close(success=False)
         except Exception:
             pass
 

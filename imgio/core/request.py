@@ -7,7 +7,19 @@ and call :meth:`Request.finish` when done.
 
 Writes to a path are atomic: plugins write into a temporary file beside the
 target, and :meth:`Request.finish` renames it over the target only when the
-write succeeded.  A failed write leaves any previous file untouched.
+write succeeded.  A failed write leaves any previous file untouched and
+removes the temporary file; its error (:class:`~imgio.errors.WriteError`)
+names the target, not the temporary file.
+
+Durability: the temporary file is ``fsync``-ed before the rename and the
+folder after it (so after a power cut the target is the old file or the new
+one, never an empty or partial one).  ``IMGIO_DURABLE=0`` skips both syncs
+(faster on slow disks, atomic but not durable).
+
+Temporary files are named ``.<target>.<pid>.<random>.imgio-partial``.  A
+process killed with ``kill -9`` cannot remove its own; the next write into the
+same folder removes those whose process is gone, and reads refuse
+``.imgio-partial`` files and never list them in folder stacks.
 """
 from __future__ import annotations
 
@@ -19,7 +31,7 @@ import tempfile
 from pathlib import Path, PurePath
 from typing import Any
 
-from ..errors import FormatError, ReadOnlyError, dir_not_found, file_not_found
+from ..errors import FormatError, ReadOnlyError, WriteError, dir_not_found, file_not_found
 
 __all__ = ["Request", "RETURN_BYTES", "IO_MODES", "IMAGE_MODES"]
 
@@ -44,6 +56,55 @@ _POSIX = os.sep == "/" and os.altsep is None
 
 def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
+
+
+#: the suffix of every temporary file a write creates beside its target
+PARTIAL_SUFFIX = ".imgio-partial"
+
+
+def _durable() -> bool:
+    return os.environ.get("IMGIO_DURABLE", "1").strip().lower() not in ("0", "false", "no")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process
+    return True
+
+
+def clean_stale_partials(directory: str) -> list[str]:
+    """Remove ``.imgio-partial`` files in ``directory`` left by dead processes.
+
+    The writer's pid is part of the name; files of live processes (and names
+    without a pid) are left alone.  Returns the removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(".") and name.endswith(PARTIAL_SUFFIX)):
+            continue
+        parts = name[:-len(PARTIAL_SUFFIX)].split(".")
+        # "", target name pieces..., pid, random
+        if len(parts) < 4 or not parts[-2].isdigit():
+            continue
+        if _pid_alive(int(parts[-2])):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 class Request:
@@ -152,6 +213,10 @@ class Request:
                 if stat.S_ISDIR(mode):
                     return "dir"
                 if stat.S_ISREG(mode):
+                    if path.endswith(PARTIAL_SUFFIX):
+                        raise FormatError(
+                            f"{path} is the temporary file of an unfinished imgio write "
+                            "(its writer was killed or is still running), not an image.")
                     self._size = st.st_size
                     return "path"
                 if _is_glob(uri) and _glob.glob(os.path.expanduser(uri)):
@@ -287,8 +352,12 @@ class Request:
         if self.kind == "path":
             if self._tmp_path is None:
                 directory, name = os.path.split(self.path)
-                fd, self._tmp_path = tempfile.mkstemp(
-                    prefix=f".{name}.", suffix=".imgio-partial", dir=directory)
+                clean_stale_partials(directory)
+                try:
+                    fd, self._tmp_path = tempfile.mkstemp(
+                        prefix=f".{name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX, dir=directory)
+                except OSError as exc:
+                    raise self.write_error(exc) from exc
                 os.close(fd)
             return self._tmp_path
         if self._local_tmp is None:
@@ -406,18 +475,23 @@ class Request:
             os.close(fd)
         if self._own_file and self._file is not None:
             try:
-                self._file.close()
-            finally:
+                self._file.close()  # flushes: a full disk may raise here
+            except BaseException:
                 self._file = None
+                self._discard_tmp()
+                self._discard_local()
+                raise
+            self._file = None
         if self._tmp_path is not None:
             if success:
-                os.chmod(self._tmp_path, self._target_mode())
-                os.replace(self._tmp_path, self.path)
-            else:
                 try:
-                    os.remove(self._tmp_path)
-                except FileNotFoundError:
-                    pass
+                    self._commit()
+                except BaseException:
+                    self._discard_tmp()
+                    self._discard_local()
+                    raise
+            else:
+                self._discard_tmp()
             self._tmp_path = None
         if self._local_tmp is not None:
             if success and self.kind == "return_bytes":
@@ -434,6 +508,60 @@ class Request:
                 pass
             self._local_tmp = None
         return self._result
+
+    def _commit(self) -> None:
+        """fsync (unless ``IMGIO_DURABLE=0``), chmod and rename the temporary file."""
+        tmp = self._tmp_path
+        try:
+            if _durable():
+                fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.chmod(tmp, self._target_mode())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise self.write_error(exc) from exc
+        self._tmp_path = None
+        if _durable() and hasattr(os, "O_DIRECTORY"):
+            try:  # the rename itself reaches the disk with the folder's metadata
+                dfd = os.open(os.path.dirname(self.path), os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass  # some file systems cannot sync a folder; the data are synced
+
+    def _discard_tmp(self) -> None:
+        if self._tmp_path is not None:
+            try:
+                os.remove(self._tmp_path)
+            except OSError:
+                pass
+            self._tmp_path = None
+
+    def _discard_local(self) -> None:
+        if self._local_tmp is not None:
+            try:
+                os.remove(self._local_tmp)
+            except OSError:
+                pass
+            self._local_tmp = None
+
+    def write_error(self, exc: BaseException) -> WriteError:
+        """A :class:`WriteError` for ``exc`` that names the target, not the temporary file."""
+        if isinstance(exc, WriteError):
+            return exc
+        err = getattr(exc, "errno", None)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        for tmp in (self._tmp_path, self._local_tmp):
+            if tmp:
+                reason = reason.replace(tmp, self.filename)
+        if err:
+            return WriteError(err, f"Cannot write {self.filename}: {reason}")
+        return WriteError(f"Cannot write {self.filename}: {reason}")
 
     def _target_mode(self) -> int:
         """Permissions for the committed file: the old file's, else the umask default.

@@ -33,7 +33,8 @@ from ..core import registry
 from ..core.imopen import imopen
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
-from ..errors import DTypeError, InitializationError, ShapeError, unexpected_keyword
+from ..errors import (DTypeError, ExternalReferenceError, InitializationError, ShapeError,
+                      unexpected_keyword)
 
 #: keywords that select an image inside a file: a folder of slices has none of them
 _SELECTIONS = ("series", "level", "page", "key", "dataset", "setup", "channel")
@@ -90,6 +91,31 @@ class FolderPlugin(PluginV3):
         self._files = sorted(files, key=natural_key)
         self._slice: tuple | None = None  # (shape, dtype) of the first slice
 
+    # -- the guards ---------------------------------------------------------------------
+    _allow_external = False
+
+    def _take_guard_options(self, kwargs: dict):
+        """Pop ``allow_external``/``allow_partial`` (kept) and ``max_bytes`` (returned)."""
+        if "allow_external" in kwargs:
+            self._allow_external = bool(kwargs.pop("allow_external"))
+        kwargs.pop("allow_partial", None)
+        return kwargs.pop("max_bytes", None)
+
+    def _check_links(self) -> None:
+        """Refuse folder entries that are symlinks pointing out of the folder."""
+        if self._allow_external or self._request.kind != "dir":
+            return
+        root = os.path.realpath(self._request.path)
+        for path in self._files:
+            if not os.path.islink(path):
+                continue
+            real = os.path.realpath(path)
+            if os.path.commonpath([root, real]) != root:
+                raise ExternalReferenceError(
+                    f"{self._request.filename}: the entry {os.path.basename(path)} is a "
+                    f"symlink to {real}, outside the folder; imgio reads only what you "
+                    "named. Pass allow_external=True to follow it.")
+
     # -- what the folder holds ---------------------------------------------------------
     @property
     def files(self) -> list[str]:
@@ -120,9 +146,14 @@ class FolderPlugin(PluginV3):
 
         Other keywords (e.g. ``fast=False``) go to each slice's own plugin, which
         honours or refuses them.  Selection keywords are refused: a folder
-        selects a slice by ``index`` alone.
+        selects a slice by ``index`` alone.  Entries that are symlinks out of the
+        folder are refused unless ``allow_external=True``; the volume is checked
+        against the size guard (``max_bytes=``, :mod:`imgio.core.limits`) before
+        it is allocated.
         """
         self._check_open()
+        self._max_bytes = self._take_guard_options(kwargs)
+        self._check_links()
         picked = [k for k in kwargs if k in _SELECTIONS]
         if picked:
             raise unexpected_keyword(f"{type(self).__name__}.read", picked)
@@ -149,7 +180,8 @@ class FolderPlugin(PluginV3):
         n = len(self._files)
         full = (n,) + tuple(shape)
         if out is None:
-            check_nbytes(full, dtype, self._request.filename)
+            check_nbytes(full, dtype, self._request.filename, getattr(self, "_max_bytes", None),
+                         what=f"a volume of {n} slices")
             out = np.empty(full, dtype)
         elif not isinstance(out, np.ndarray) or out.shape != full:
             raise ShapeError(f"out has shape {getattr(out, 'shape', None)}, but the "
@@ -246,6 +278,8 @@ class FolderPlugin(PluginV3):
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         """Yield the slices one by one, in natural order."""
         self._check_open()
+        self._take_guard_options(kwargs)
+        self._check_links()
         for i in range(len(self._files)):
             yield self.read(index=i, **kwargs)
 
@@ -253,6 +287,8 @@ class FolderPlugin(PluginV3):
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape ``(n, *slice)`` and the slices' spacing, reading one slice's header only."""
         self._check_open()
+        self._take_guard_options(kwargs)
+        self._check_links()
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             with imopen(self._files[i], "r") as f:
@@ -300,6 +336,8 @@ class FolderPlugin(PluginV3):
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         """``index=None``: the file list plus the first slice's metadata; ``i``: slice ``i``'s."""
         self._check_open()
+        self._take_guard_options(kwargs)
+        self._check_links()
         if not self._is_volume(index):
             i = self._normalize_index(index, len(self._files), "slice")
             with imopen(self._files[i], "r") as f:
@@ -315,6 +353,8 @@ class FolderPlugin(PluginV3):
     def chunks(self, *, index: Any = None, **selection) -> tuple[int, ...] | None:
         """One slice along the first axis, and each slice's own chunks."""
         self._check_open()
+        self._take_guard_options(selection)
+        self._check_links()
         if selection:
             raise unexpected_keyword(f"{type(self).__name__}.chunks", selection)
         if not self._is_volume(index):
@@ -330,6 +370,8 @@ class FolderPlugin(PluginV3):
     def read_region(self, box, *, index: Any = None, out=None, **selection) -> np.ndarray:
         """``read(...)[box]``: each slice the box touches, opened and asked for its part."""
         self._check_open()
+        self._take_guard_options(selection)
+        self._check_links()
         if selection:
             raise unexpected_keyword(f"{type(self).__name__}.read_region", selection)
         if not self._is_volume(index):

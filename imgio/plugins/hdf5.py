@@ -44,6 +44,8 @@ append(frame, dataset="data", ...)
 from __future__ import annotations
 
 import collections
+import errno
+import io
 import json
 import os
 import re
@@ -57,12 +59,13 @@ import h5py
 import numpy as np
 
 from .. import _kernels
+from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _hdf5
 from .physical import normalize_unit
 from ..errors import selection_error, unexpected_keyword
-from ..errors import (CorruptFileError, DTypeError, FormatError, ImgioError,
-                      InitializationError, ShapeError)
+from ..errors import (CorruptFileError, DTypeError, ExternalReferenceError, FormatError,
+                      ImgioError, InitializationError, ShapeError)
 
 __all__ = ["Hdf5Plugin"]
 
@@ -414,9 +417,84 @@ class _Node:
         raise NotImplementedError
 
 
+class _WriteSink(io.RawIOBase):
+    """The file HDF5 writes through (h5py's ``fileobj`` driver), safe on a full disk.
+
+    With HDF5's own POSIX driver a failed write (``ENOSPC``, ``EFBIG``) leaves
+    dirty metadata that HDF5 retries to flush when its objects are freed, and
+    the process dies with SIGSEGV.  Here the first failure is recorded and
+    every later write is accepted and dropped, so HDF5 closes cleanly; the
+    plugin then raises :class:`~imgio.errors.WriteError` naming the target and
+    the temporary file is removed.
+    """
+
+    def __init__(self, raw) -> None:
+        super().__init__()
+        self.raw = raw
+        self.failed: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self.raw.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readinto(self, buf) -> int:
+        return self.raw.readinto(buf)
+
+    def write(self, buf) -> int:
+        n = memoryview(buf).nbytes
+        if self.failed is None:
+            try:
+                done = 0
+                view = memoryview(buf).cast("B")
+                while done < n:
+                    got = self.raw.write(view[done:])
+                    if not got:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += got
+                return n
+            except OSError as exc:
+                self.failed = exc
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failed is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as exc:
+                self.failed = exc
+        return self.raw.tell() if size is None else size
+
+    def flush(self) -> None:
+        if self.failed is None and not self.raw.closed:
+            try:
+                self.raw.flush()
+            except OSError as exc:
+                self.failed = exc
+
+    def close(self) -> None:
+        if not self.raw.closed:
+            try:
+                self.raw.close()
+            except OSError as exc:
+                self.failed = self.failed or exc
+        super().close()
+
+
 class _DatasetNode(_Node):
     def __init__(self, plugin: "Hdf5Plugin", ds, crop: tuple | None = None,
                  view: np.dtype | None = None):
+        plugin._check_local(ds)
         self.plugin = plugin
         self.ds = ds
         self.name = ds.name
@@ -608,8 +686,10 @@ class Hdf5Plugin(PluginV3):
     modes = "iIvV"
 
     def __init__(self, request, *, dataset: str | None = None, level: int = 0, setup: int = 0,
-                 mode: str | None = None, **kwargs) -> None:
+                 mode: str | None = None, allow_external: bool = False, **kwargs) -> None:
         super().__init__(request)
+        self._allow_external = bool(allow_external)
+        kwargs.pop("allow_partial", None)  # HDF5 damage is never read partially
         self._h5 = None
         self._h5w = None
         self._fd: int | None = None
@@ -672,10 +752,63 @@ class Hdf5Plugin(PluginV3):
                 if self._fd is not None:
                     os.close(self._fd)
                     self._fd = None
+                sink, self._sink = getattr(self, "_sink", None), None
+                if sink is not None:
+                    sink.close()
+                    if sink.failed is not None:
+                        raise self._request.write_error(sink.failed) from sink.failed
 
     def _damaged(self, exc: Exception) -> CorruptFileError:
         return CorruptFileError(f"{self._request.filename}: the HDF5 data cannot be read "
                                 f"(damaged or truncated?): {exc}")
+
+    # -- the guards: nothing outside the file, nothing larger than the limit -------------
+    def _take_options(self, kwargs: dict):
+        """Pop the guard keywords of a read call; returns its ``max_bytes``."""
+        kwargs.pop("allow_partial", None)
+        if "allow_external" in kwargs:
+            self._allow_external = bool(kwargs.pop("allow_external"))
+            self._nodes.clear()  # nodes were checked under the other setting
+        return kwargs.pop("max_bytes", None)
+
+    def _check_local(self, ds) -> None:
+        """Refuse a dataset whose pixels live outside this file (unless allowed).
+
+        External raw storage (``H5Pset_external``: the dataset's bytes are read
+        from another file, e.g. ``/etc/passwd``), virtual datasets (mapped from
+        other files) and datasets reached through an external link would make
+        the read return what another file holds.
+        """
+        if self._allow_external:
+            return
+        where = f"{self._request.filename}: dataset {ds.name}"
+        hint = ("; imgio reads only the file you named. Pass allow_external=True "
+                "if you trust the file and want the referenced data.")
+        try:
+            external = ds.external
+        except Exception:  # pragma: no cover - h5py without the property list query
+            external = None
+        if external:
+            names = ", ".join(sorted({os.fsdecode(e[0]) for e in external}))
+            raise ExternalReferenceError(f"{where} stores its data in other file(s): {names}"
+                                         + hint)
+        if getattr(ds, "is_virtual", False):
+            try:
+                names = ", ".join(sorted({m.file_name for m in ds.virtual_sources()}))
+            except Exception:
+                names = "?"
+            raise ExternalReferenceError(f"{where} is a virtual dataset mapped from {names}"
+                                         + hint)
+        try:
+            same = ds.file.id == self._h5.id
+        except Exception:
+            same = True
+        if not same:
+            raise ExternalReferenceError(
+                f"{where} is an external link to {ds.file.filename}" + hint)
+
+    def _check_size(self, shape, dtype, limit) -> None:
+        check_nbytes(shape, dtype, self._request.filename, limit)
 
     # -- which ndimage ------------------------------------------------------------------
     @property
@@ -949,11 +1082,19 @@ class Hdf5Plugin(PluginV3):
     # -- reading -------------------------------------------------------------------------
     def read(self, *, index: Any = None, dataset: str | None = None, level: int | None = None,
              setup: int | None = None, **kwargs) -> np.ndarray:
-        """The dataset (``index=None`` or ``...``) or frame ``index`` along axis 0."""
+        """The dataset (``index=None`` or ``...``) or frame ``index`` along axis 0.
+
+        The size guard (:mod:`imgio.core.limits`, ``max_bytes=``) is checked
+        before anything is allocated; data stored outside the file are refused
+        unless ``allow_external=True``.
+        """
+        limit = self._take_options(kwargs)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         index = self._volume_index(index)
         node = self._node(dataset, level, setup)
+        whole = len(node.shape) <= 2 or index is None or index is Ellipsis
+        self._check_size(node.shape if whole else node.shape[1:], node.dtype, limit)
         try:
             if len(node.shape) <= 2:  # a single image
                 if index is None:
@@ -976,9 +1117,12 @@ class Hdf5Plugin(PluginV3):
     def iter(self, *, dataset: str | None = None, level: int | None = None,
              setup: int | None = None, **kwargs) -> Iterator[np.ndarray]:
         """Yield the frames (axis 0) one at a time; a 2-D dataset yields itself once."""
+        limit = self._take_options(kwargs)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.iter", kwargs)
         node = self._node(dataset, level, setup)
+        self._check_size(node.shape if len(node.shape) <= 2 else node.shape[1:], node.dtype,
+                         limit)
         try:
             if len(node.shape) <= 2:
                 yield node.read_all()
@@ -992,6 +1136,7 @@ class Hdf5Plugin(PluginV3):
     def properties(self, *, index: Any = None, dataset: str | None = None,
                    level: int | None = None, setup: int | None = None,
                    **kwargs) -> ImageProperties:
+        self._take_options(kwargs)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.properties", kwargs)
         index = self._volume_index(index)
@@ -1024,6 +1169,7 @@ class Hdf5Plugin(PluginV3):
         Without ``dataset=`` in a file with several image datasets, the dict
         holds the file attributes and the listing only.
         """
+        self._take_options(kwargs)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
         self._check_open()
@@ -1081,14 +1227,17 @@ class Hdf5Plugin(PluginV3):
             req = self._request
             if mode == "a" and req.kind == "path" and os.path.isfile(req.path):
                 shutil.copyfile(req.path, local)
+                self._sink = _WriteSink(open(local, "r+b", buffering=0))
                 try:
-                    self._h5w = h5py.File(local, "a")
+                    self._h5w = h5py.File(self._sink, "a")
                 except (OSError, ValueError) as exc:
+                    self._sink.close()
                     raise CorruptFileError(
                         f"{req.filename}: cannot append to it, the existing HDF5 file cannot "
                         f"be opened: {exc}") from exc
             else:
-                self._h5w = h5py.File(local, "w")
+                self._sink = _WriteSink(open(local, "w+b", buffering=0))
+                self._h5w = h5py.File(self._sink, "w")
         return self._h5w
 
     def _target_name(self, dataset: str | None) -> str:
@@ -1257,8 +1406,9 @@ class Hdf5Plugin(PluginV3):
         ``frame``: the frame ``index`` picks along axis 0; ``single``: a 2-D
         image stacked as a batch of one (``index=...``).
         """
-        for key in selection:
-            raise TypeError(f"read_region() got an unexpected keyword argument {key!r}")
+        self._take_options(selection)
+        if selection:
+            raise unexpected_keyword(f"{type(self).__name__}.read_region", selection)
         index = self._volume_index(index)
         node = self._node(dataset, level, setup)
         if len(node.shape) <= 2:

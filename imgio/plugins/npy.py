@@ -18,6 +18,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from .. import _kernels
+from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _npy, _zip
 from ..errors import unexpected_keyword
@@ -68,9 +69,17 @@ class NpyPlugin(PluginV3):
                 raise CorruptFileError(
                     f"{request.filename}: damaged .npy header: {exc}") from exc
 
-    def read(self, *, index: Any = None, mmap: bool = False, **kwargs) -> np.ndarray:
-        """Read the array; ``mmap=True`` memory-maps a file on disk instead."""
+    def read(self, *, index: Any = None, mmap: bool = False, max_bytes=None,
+             **kwargs) -> np.ndarray:
+        """Read the array; ``mmap=True`` memory-maps a file on disk instead.
+
+        The header's shape is checked against the size guard
+        (:mod:`imgio.core.limits`, ``max_bytes=``) before anything is allocated.
+        """
         self._check_open()
+        kwargs.pop("allow_partial", None)  # a damaged .npy is never read partially
+        if not (mmap and self._request.kind == "path"):
+            check_nbytes(self._shape, self._dtype, self._request.filename, max_bytes)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         if index not in (None, 0, -1, Ellipsis):
@@ -249,7 +258,10 @@ class NpzPlugin(PluginV3):
         """Member names (without ``.npy``) in the order imgio reads them."""
         return [n[:-4] for n in self._names]
 
-    def _load(self, i: int) -> np.ndarray:
+    def _load(self, i: int, max_bytes=None) -> np.ndarray:
+        shape, dtype, _ = self._header(i)
+        check_nbytes(shape, dtype, self._request.filename, max_bytes,
+                     what=f"member {self._names[i]}")
         try:
             with self._zip.open(self._names[i]) as fh:
                 return npformat.read_array(fh, allow_pickle=False)
@@ -265,15 +277,19 @@ class NpzPlugin(PluginV3):
             raise CorruptFileError(
                 f"{self._request.filename}: member {self._names[i]} is damaged: {exc}") from exc
 
-    def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
+    def read(self, *, index: Any = None, max_bytes=None, **kwargs) -> np.ndarray:
         self._check_open()
+        kwargs.pop("allow_partial", None)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.read", kwargs)
         n = len(self._names)
         if index is Ellipsis:
             self._check_equal()
-            return _kernels.stack_frames(self._load(i) for i in range(n))
-        return self._load(self._normalize_index(0 if index is None else index, n, "array"))
+            shape, dtype, _ = self._header(0)
+            check_nbytes((n,) + tuple(shape), dtype, self._request.filename, max_bytes)
+            return _kernels.stack_frames(self._load(i, max_bytes) for i in range(n))
+        i = self._normalize_index(0 if index is None else index, n, "array")
+        return self._load(i) if max_bytes is None else self._load(i, max_bytes)
 
     def _check_equal(self) -> None:
         if not self._names:
@@ -286,10 +302,11 @@ class NpzPlugin(PluginV3):
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         self._check_open()
+        limit = kwargs.pop("max_bytes", None)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.iter", kwargs)
         for i in range(len(self._names)):
-            yield self._load(i)
+            yield self._load(i) if limit is None else self._load(i, limit)
 
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         self._check_open()

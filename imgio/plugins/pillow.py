@@ -275,10 +275,40 @@ class PillowPlugin(PluginV3):
         """Number of frames (1 for still images)."""
         if self._n is None:
             try:
-                self._n = int(getattr(self._image, "n_frames", 1))
+                n = int(getattr(self._image, "n_frames", 1))
             except _DECODE_DAMAGE as exc:
                 raise self._damaged(exc) from exc
+            if self._format == "GIF":
+                self._check_gif_trailer(n)
+            self._n = n
         return self._n
+
+    def _check_gif_trailer(self, n: int) -> None:
+        """A GIF ends with its trailer byte (0x3B); Pillow counts a cut file's frames
+        up to the cut and says nothing, so a 6-frame GIF cut in frame 3 would read
+        as 2 frames."""
+        try:
+            fh = self._request.get_file()
+            pos = fh.tell()
+            try:
+                fh.seek(-1, 2)
+                last = fh.read(1)
+            finally:
+                fh.seek(pos)
+        except (OSError, ValueError, AttributeError):
+            return  # not seekable: nothing to check against
+        if last == b"\x3b":
+            return
+        text = (f"{self._request.filename} is a truncated GIF: it does not end with the "
+                f"GIF trailer, so frames after frame {n - 1} (and maybe part of it) are "
+                "missing")
+        if getattr(self, "_allow_partial", False):
+            import warnings
+            from ..errors import PartialReadWarning
+            warnings.warn(text + "; reading what is there (allow_partial=True).",
+                          PartialReadWarning, stacklevel=4)
+            return
+        raise CorruptFileError(text + " (pass allow_partial=True to read what is there).")
 
     def _natural_batch(self) -> bool:
         """Whether ``index=None`` means every frame (GIF, APNG, animated WebP)."""
@@ -403,6 +433,7 @@ class PillowPlugin(PluginV3):
     def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
         """Read an image, one frame or the frame stack (see the module docstring)."""
         self._check_open()
+        limit = self._take_guard_options(kwargs)
         target, extra, rotate, writeable = self._read_options(kwargs)
         i = self._frame_index(index)
         if self._depth_warning:
@@ -411,6 +442,7 @@ class PillowPlugin(PluginV3):
             return self._to_array(self._frame(i, target, extra, rotate), writeable)
         n = self.n_frames
         shape, dtype = self._frame_shape(target, extra, rotate)
+        check_nbytes((n,) + shape, dtype, self._request.filename, limit)
         out = np.empty((n,) + shape, dtype)
         for k in range(n):
             frame = self._to_array(self._frame(k, target, extra, rotate), False)
@@ -423,16 +455,26 @@ class PillowPlugin(PluginV3):
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         """Yield every frame (a still image yields itself once)."""
         self._check_open()
+        limit = self._take_guard_options(kwargs)
         target, extra, rotate, writeable = self._read_options(kwargs)
+        check_nbytes(self._frame_shape(target, extra, rotate)[0],
+                     self._frame_shape(target, extra, rotate)[1], self._request.filename, limit)
         if self._depth_warning:
             warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
         for k in range(self.n_frames):
             yield self._to_array(self._frame(k, target, extra, rotate), writeable)
 
+    def _take_guard_options(self, kwargs: dict):
+        """Pop ``allow_partial`` (kept on the plugin) and ``max_bytes`` (returned)."""
+        if "allow_partial" in kwargs:
+            self._allow_partial = bool(kwargs.pop("allow_partial"))
+        return kwargs.pop("max_bytes", None)
+
     def check_read_size(self, *, index: Any = None, limit=None, **selection) -> None:
         """The size guard from the headers, without building :class:`ImageProperties`."""
         with self._lock:
             self._check_open()
+            self._take_guard_options(selection)
             target, extra, rotate, _ = self._read_options(selection)
             i = self._frame_index(index)
             shape, dtype = self._frame_shape(target, extra, rotate)
@@ -443,6 +485,7 @@ class PillowPlugin(PluginV3):
     def properties(self, *, index: Any = None, **kwargs) -> ImageProperties:
         """Shape and dtype from the headers; equal to ``read``'s for the same keywords."""
         self._check_open()
+        self._take_guard_options(kwargs)
         target, extra, rotate, _ = self._read_options(kwargs)
         i = self._frame_index(index)
         shape, dtype = self._frame_shape(target, extra, rotate)
