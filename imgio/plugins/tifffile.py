@@ -267,6 +267,10 @@ class TifffilePlugin(PluginV3):
     extensions = (".tif", ".tiff", ".stk", ".lsm", ".btf", ".tf8", ".tf2")
     modes = "iIvV"
 
+    #: a v2 ``Writer.append_data`` adds one image (one series) per call, like
+    #: ``mimwrite`` and like imageio; ``append`` (one growing series) stays available
+    v2_append_writes_images = True
+
     #: TiffWriter constructor keywords that ``write`` accepts on its first call
     _WRITER_KEYS = ("bigtiff", "byteorder", "imagej", "ome", "shaped")
 
@@ -836,9 +840,9 @@ class TifffilePlugin(PluginV3):
             is_batch = True if is_batch is None else is_batch
         images = [np.asarray(im) for im in (ndimage if is_batch else [ndimage])]
         for image in images:
-            if image.ndim < 2:
-                raise ShapeError(f"Cannot write a {image.ndim}-D array of shape {image.shape} "
-                                 f"to {self._request.filename}: TIFF images need at least 2 axes.")
+            if image.ndim < 1:  # 1-D arrays are written as tifffile (and imageio) do
+                raise ShapeError(f"Cannot write a 0-D array to {self._request.filename}: "
+                                 "TIFF images need at least 1 axis.")
         physical = spacing is not None or axes is not None or units is not None
         if self._writer is None:
             flavour = self._choose_flavour(images, physical, ome, imagej, axes)
@@ -858,7 +862,7 @@ class TifffilePlugin(PluginV3):
         for image in images:
             options = dict(kwargs)
             rgb = image.ndim >= 3 and image.shape[-1] in (3, 4) and image.dtype != bool
-            if "photometric" not in options:
+            if "photometric" not in options and image.ndim > 1:
                 options["photometric"] = "rgb" if rgb else "minisblack"
             if physical or self._flavour in ("imagej", "ome"):
                 _physical_options(image, options, spacing, axes, units, self._flavour, rgb)
