@@ -549,7 +549,7 @@ def test_formats_object():
     assert fmt.description and fmt.backend_installed()
     assert iio.formats[".npz"].name == "NPZ"
     assert "tif" in iio.formats and "bogus" not in iio.formats
-    assert repr(fmt).startswith("<Format tifffile")
+    assert repr(fmt).startswith("<Format TIFF")
     assert "TIFF - " in str(iio.formats)
 
 
