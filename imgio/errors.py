@@ -107,3 +107,11 @@ def dir_not_found(path: str | os.PathLike) -> FileNotFoundError:
     return FileNotFoundError(
         errno.ENOENT, "The directory to write into does not exist", os.fspath(path)
     )
+
+
+class PluginInitError(FormatError, RuntimeError):
+    """An explicitly chosen plugin cannot open the resource (``imopen(..., plugin=)``).
+
+    An ``OSError`` (imageio v3) and, as imageio's ``legacy_mode``/v2 raises, a
+    ``RuntimeError`` (and a ``ValueError``).
+    """
