@@ -478,6 +478,9 @@ class PillowPlugin(PluginV3):
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         """``image.info`` plus EXIF tags by name, ``mode``, ``size`` and ``shape``.
 
+        ``shape`` is imageio's entry, Pillow's ``(width, height)`` (as ``size``),
+        not the array shape; ``improps`` gives that.
+
         ``index=None`` gives frame 0, which for GIF and APNG also holds the file's
         global entries (``loop``, ``background``).  ``exclude_applied=True``
         drops what reading already applied: the EXIF ``Orientation`` and the
@@ -503,14 +506,14 @@ class PillowPlugin(PluginV3):
         meta: dict[str, Any] = info
         meta["mode"] = self._mode0 if i == 0 else im.mode
         meta["size"] = tuple(self._size)
-        meta["shape"] = self._frame_shape(self._natural_mode(), None, True)[0]
+        meta["shape"] = tuple(self._size)  # imageio's key: Pillow's (width, height)
         meta["n_images"] = self.n_frames
         meta.update(self._exif())
         if exclude_applied:
             meta.pop("Orientation", None)
         elif self._mode0 == "P" and im.palette is not None:
-            pal = im.getpalette() or []
-            meta["palette"] = np.asarray(pal, np.uint8).reshape(-1, 3)
+            # imageio's entry: the palette's colours, in the order Pillow lists them
+            meta["palette"] = np.asarray(tuple(im.palette.colors.keys()))
         return meta
 
     def get_meta(self, *, index: int = 0) -> dict:
