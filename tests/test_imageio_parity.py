@@ -12,6 +12,7 @@ which show imageio's result next to imgio's.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import io
 import os
@@ -150,6 +151,8 @@ def observe(case, lib, data) -> Seen:
             value, error = case(lib, data), None
         except Exception as exc:  # the exception is part of the behaviour
             value, error = None, exc
+            exc.__traceback__ = None  # frames would keep the library's file objects alive
+        gc.collect()  # a file left open by either library warns here, not in a later test
     return Seen(value, error, [(w.category, str(w.message)) for w in record if not _noise(w)])
 
 
@@ -375,6 +378,19 @@ def _(lib, d):
     with lib.v3.imopen(f"change-{lib.name}.png", "w") as f:
         f.write(np.zeros((8, 8), np.uint8), format="PNG")
         f.write(np.zeros((8, 8), np.uint8), format="GIF")
+
+
+@case("pillow-format-on-bytes-warns")
+def _(lib, d):
+    data = lib.v3.imwrite("<bytes>", np.zeros((8, 8), np.uint8), format="PNG")
+    stream = io.BytesIO()
+    lib.v3.imwrite(stream, np.zeros((8, 8), np.uint8), format="PNG")
+    return arr(lib.v3.imread(data)), arr(lib.v3.imread(stream.getvalue()))
+
+
+@case("v2-format-on-bytes")
+def _(lib, d):
+    return arr(lib.v3.imread(lib.v2.imwrite("<bytes>", np.zeros((8, 8), np.uint8), format="PNG")))
 
 
 @case("pillow-as-gray-refused-v3")
