@@ -699,13 +699,26 @@ class TifffilePlugin(PluginV3):
     _PLAIN_FLAGS = ("multipage", "uniform", "subifd", "volumetric")
 
     def _file_meta(self) -> dict:
-        tif = self._tif
+        # tifffile's answers to some flags (``is_uniform``) depend on what was asked
+        # before (series parsed, flavour metadata read); imageio asks a fresh
+        # TiffFile, flag by flag, so imgio asks one the same way (only headers are read)
+        fresh = None
+        if self._request.kind == "path":
+            try:
+                fresh = tifffile.TiffFile(self._request.path)
+            except Exception:
+                fresh = None
+        try:
+            return self._file_meta_of(fresh if fresh is not None else self._tif)
+        finally:
+            if fresh is not None:
+                fresh.close()
+
+    def _file_meta_of(self, tif) -> dict:
         meta: dict[str, Any] = {"byteorder": tif.byteorder}
         nested: dict[str, Any] = {}
         for flag in tifffile.TIFF.FILE_FLAGS:  # imageio's order: tifffile's
             value = getattr(tif, f"is_{flag}", False)
-            if flag == "uniform":
-                value = self._is_uniform_unparsed(value)
             meta[f"is_{flag}"] = value
             if not value or flag in self._PLAIN_FLAGS or not hasattr(tif, f"{flag}_metadata"):
                 continue
@@ -727,27 +740,12 @@ class TifffilePlugin(PluginV3):
             merged = flavour[0] if isinstance(flavour, tuple) and flavour else flavour
             if isinstance(merged, dict):
                 meta.update(merged)
-        for key, value in (("n_series", len(self._series)), ("n_pages", len(tif.pages)),
+        for key, value in (("n_series", len(self._series)), ("n_pages", len(self._tif.pages)),
                            ("is_bigtiff", bool(tif.is_bigtiff))):
             meta.setdefault(key, value)
         for key, value in nested.items():
             meta.setdefault(key, value)
         return meta
-
-    def _is_uniform_unparsed(self, value: bool) -> bool:
-        """tifffile's ``is_uniform`` as a file not yet parsed into series answers it.
-
-        tifffile answers differently once the series are parsed (a 2-page file is
-        "uniform" then, not before); imageio asks before, so imgio asks a fresh
-        ``TiffFile`` (only the header is read) for a file on disk.
-        """
-        if self._request.kind != "path":
-            return value
-        try:
-            with tifffile.TiffFile(self._request.path) as fresh:
-                return fresh.is_uniform
-        except Exception:
-            return value
 
     def _metadata(self, index: Any, page: int | None) -> dict:
         tif = self._tif
