@@ -256,6 +256,14 @@ def _(lib, d):
     return lib.v3.imread("multipage.tif", img_num=0)
 
 
+@case("npz-unknown-read-keyword", message=False)
+def _(lib, d):
+    try:
+        lib.v3.imread("stent.npz", img_num=0)
+    except TypeError as exc:  # the class name differs (imageio: NpzFormat.Reader._open)
+        return str(exc).split(".")[-1].split("()", 1)[1]
+
+
 @case("v2-imwrite-1d-refused", message=False)
 def _(lib, d):
     return lib.v2.imwrite(f"one-v2-{lib.name}.tif", np.arange(5, dtype=np.uint8))

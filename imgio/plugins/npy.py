@@ -162,8 +162,9 @@ class NpzPlugin(PluginV3):
 
     def read(self, *, index: Any = None, **kwargs) -> np.ndarray:
         self._check_open()
-        if kwargs:
-            raise TypeError(f"unexpected keywords for the npz plugin: {sorted(kwargs)}")
+        if kwargs:  # Python's own wording, which callers such as scikit-image test for
+            raise TypeError(f"{type(self).__name__}.read() got an unexpected keyword "
+                            f"argument '{next(iter(kwargs))}'")
         n = len(self._names)
         if index is Ellipsis:
             self._check_equal()
