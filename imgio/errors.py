@@ -160,3 +160,11 @@ def unexpected_keyword(func: str, names) -> TypeError:
     """The TypeError Python raises for a keyword a function does not take."""
     names = sorted(names)
     return TypeError(f"{func}() got an unexpected keyword argument {names[0]!r}")
+
+
+class PluginInitError(FormatError, RuntimeError):
+    """An explicitly chosen plugin cannot open the resource (``imopen(..., plugin=)``).
+
+    An ``OSError`` (imageio v3) and, as imageio's ``legacy_mode``/v2 raises, a
+    ``RuntimeError`` (and a ``ValueError``).
+    """

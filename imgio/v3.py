@@ -5,6 +5,8 @@ plugin (see :mod:`imgio.core.imopen`), and closes it before returning.
 """
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -99,6 +101,13 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
     target, renamed over it only when the write succeeded.  A dask array is
     written block row by block row (:func:`imgio.lazyio.write_dask`).
     """
+    if extension is None and plugin is None and kwargs.get("format") is not None \
+            and _has_no_extension(uri):
+        # imageio's Pillow plugin: the format given to write() names the file type
+        warnings.warn("Can't determine file format to write as. You _must_ set `format` "
+                      "during write or the call will fail. Use `extension` to suppress "
+                      "this warning. ", UserWarning, stacklevel=2)
+        extension = "." + str(kwargs["format"]).lower()
     if _is_dask(image):  # never imports dask unless given a dask array
         from .lazyio import write_dask
         return write_dask(uri, image, plugin=plugin, extension=extension,
@@ -114,6 +123,15 @@ def _remote(kwargs: dict) -> dict:
     if "storage_options" in kwargs:
         return {"storage_options": kwargs.pop("storage_options")}
     return {}
+
+
+def _has_no_extension(uri) -> bool:
+    """Whether a write target has no file name extension ("<bytes>", a bare stream)."""
+    name = uri if isinstance(uri, str) else getattr(uri, "name", None)
+    if name == "<bytes>":
+        return True
+    return isinstance(name, str) and not os.path.splitext(name)[1] or (
+        name is None and hasattr(uri, "write"))
 
 
 def _is_dask(image) -> bool:

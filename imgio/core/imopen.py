@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import (BackendMissingError, FormatError, InitializationError,
-                      NoPluginError)
+import warnings
+
+from ..errors import (BackendMissingError, InitializationError, NoPluginError,
+                      PluginInitError)
 from . import registry
 from .plugin import PluginV3
 from .request import Request
@@ -90,7 +92,7 @@ def _describe_failure(request: Request, tried: list[str], missing: list[str]) ->
 
 def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None = None,
            format_hint: str | None = None, storage_options: dict | None = None,
-           **kwargs) -> PluginV3:
+           legacy_mode: bool = False, **kwargs) -> PluginV3:
     """Open ``uri`` and return the plugin object that handles it.
 
     Parameters
@@ -104,7 +106,14 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
     extension : str, optional
         Treat the resource as having this extension (``".tif"``).
     format_hint : str, optional
-        Older spelling of ``extension``.
+        Older spelling of ``extension`` (``DeprecationWarning``, as in imageio).
+    legacy_mode : bool
+        imageio's switch for its v2 API; accepted for compatibility.  imgio's
+        errors are already both imageio's v2 and v3 types (``NoPluginError`` is
+        an ``OSError`` and a ``ValueError``; a refusing ``plugin=`` raises
+        :class:`~imgio.errors.PluginInitError`, an ``OSError`` and a
+        ``RuntimeError``), so it changes nothing else; a :class:`Request` is
+        accepted as ``uri`` either way.
     storage_options : dict, optional
         For fsspec URLs (``s3://``, ``http(s)://``, ``memory://`` ...): options of the
         filesystem (credentials, ``endpoint_url``, ...).
@@ -123,6 +132,9 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
     NoPluginError
         No plugin could open the resource (subclass of ``OSError`` and ``ValueError``).
     """
+    if format_hint is not None:
+        warnings.warn("The usage of `format_hint` is deprecated and will be removed in "
+                      "ImageIO v3. Use `extension` instead.", DeprecationWarning, stacklevel=2)
     if isinstance(uri, Request):
         request = uri
     else:
@@ -140,7 +152,7 @@ def imopen(uri: Any, io_mode: str, *, plugin: Any = None, extension: str | None 
             return cls(request, **kwargs)
         except InitializationError as exc:
             request.finish(success=False)
-            raise FormatError(f"The `{label}` plugin cannot "
+            raise PluginInitError(f"The `{label}` plugin cannot "
                               f"{'read' if request.io_mode == 'r' else 'write'} "
                               f"{request.filename}: {exc}") from exc
         except BaseException:

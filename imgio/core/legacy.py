@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ClosedError, ShapeError
 from . import registry
 from .array import Array
-from .plugin import PluginV3
+from .plugin import PluginV3, _is_write_failure
 
 __all__ = ["Format", "Reader", "Writer", "format_of"]
 
@@ -63,13 +63,19 @@ def _attribute_value(value: Any) -> bool:
 _GENERATED_DESCRIPTIONS = ('{"shape"', "ImageJ=", "<?xml", "<OME")
 
 
+#: imageio's v2 format names for the registry entries that imageio's legacy formats
+#: mirror (``get_reader("x.tif").format.name == "TIFF"``, as with ``format="TIFF"``)
+IMAGEIO_FORMAT_NAMES = {"tifffile": "TIFF", "npz": "NPZ"}
+
+
 class Format:
     """What v2 calls a *format*: a registry entry seen through imageio's eyes.
 
     Attributes
     ----------
     name : str
-        The registry (plugin) name, e.g. ``"tifffile"``.
+        imageio's format name where it has one (``"TIFF"``, ``"NPZ"``), else
+        the registry (plugin) name, e.g. ``"pillow"``.
     description : str
         One line.
     extensions : list of str
@@ -82,7 +88,8 @@ class Format:
 
     def __init__(self, spec: registry.PluginSpec):
         self._spec = spec
-        self.name = spec.name
+        # imageio's name for the format serving these files ("TIFF", "NPZ")
+        self.name = IMAGEIO_FORMAT_NAMES.get(spec.name, spec.name)
         self.description = spec.description
         self.extensions = list(spec.extensions)
         self.modes = spec.modes
@@ -268,17 +275,21 @@ class Reader(_Base):
             raise TypeError(f"the image index must be an int, not {type(index).__name__}") from None
         if i != index or isinstance(index, bool):
             raise TypeError(f"the image index must be an int, got {index!r}")
+        if i < 0:
+            # imageio's readers take no negative index (its legacy formats raise
+            # "Index out of range while reading ..."): count from 0
+            raise IndexError(
+                f"{self.request.filename}: image index {index} is out of range: a v2 "
+                "Reader counts images from 0 (use get_length() - 1 for the last one).")
         n = self.get_length()
-        if n != float("inf"):
-            if not -n <= i < n:
-                raise IndexError(
-                    f"{self.request.filename}: image index {index} is out of range "
-                    f"(the file holds {n} image{'s' if n != 1 else ''}).")
-            i %= n
+        if n != float("inf") and i >= n:
+            raise IndexError(
+                f"{self.request.filename}: image index {index} is out of range "
+                f"(the file holds {n} image{'s' if n != 1 else ''}).")
         return i
 
     def get_data(self, index: int, **kwargs) -> Array:
-        """Image ``index`` (negative counts from the end) with its metadata.
+        """Image ``index`` (counted from 0, as in imageio) with its metadata.
 
         Raises
         ------
@@ -403,8 +414,17 @@ class Writer(_Base):
         kwargs = {**self._kwargs, **self._meta_kwargs(total, meta or {})}
         if self._buffer is not None:
             self._buffer.append((frame, kwargs))
-        else:
-            self._plugin.append(frame, **kwargs)
+            return
+        try:
+            if getattr(self._plugin, "v2_append_writes_images", False):
+                # one image per call, as mimwrite writes them and as imageio does
+                self._plugin.write(frame, **kwargs)
+            else:
+                self._plugin.append(frame, **kwargs)
+        except OSError as exc:  # a full disk, a read-only target: name the target
+            if _is_write_failure(self._plugin.request, exc):
+                raise self._plugin.request.write_error(exc) from exc
+            raise
 
     def set_meta_data(self, meta: dict) -> None:
         """Metadata for the whole file, used by every following :meth:`append_data`."""

@@ -5,23 +5,28 @@ sequence of frames of equal size.
 
 Keywords
 --------
-read(index=None, mode=None, rotate=True, as_gray=False, writeable_output=True)
+read(index=None, mode=None, rotate=False, apply_gamma=False, writeable_output=True)
     ``index=None`` is the whole frame stack for GIF, APNG and animated WebP
     (as imageio does) and the image itself for every other file; an int
     selects one frame; ``...`` stacks every frame (``(1, H, W, ...)`` for a
     still image).  ``mode`` converts each frame with Pillow (``"L"``,
     ``"RGB"``, ``"RGBA"``, ``"F"``, ...); by default palette images become RGB
-    (RGBA with transparency) and everything else keeps its mode.  ``rotate``
-    applies the EXIF orientation.  v2 spellings are accepted: ``pilmode``
-    (= ``mode``), ``exifrotate`` (= ``rotate``), and ``as_gray=True``, which
-    converts to ``mode`` first and then to 32-bit float luminance (Pillow mode
-    ``"F"``), as imageio v2's legacy Pillow formats did.
+    (RGBA with transparency) and everything else keeps its mode.
+    ``rotate=True`` applies the EXIF orientation (off by default, as in
+    imageio 2.38, v2 and v3 alike); ``apply_gamma=True`` applies a PNG's
+    ``gamma`` entry as imageio does.  As in imageio, ``pilmode`` and
+    ``exifrotate`` are deprecated spellings of ``mode`` and ``rotate``
+    (``DeprecationWarning``), ``as_gray`` is refused (``TypeError``; use
+    ``mode="F"`` or ``mode="L"``), and unknown keywords raise Python's own
+    ``TypeError`` ("read() got an unexpected keyword argument 'x'").
 write(ndimage, is_batch=None, mode=None, format=None, **kw)
     A list, or an array with more axes than one image, is a batch of frames:
     GIF, PNG (written as APNG) and WebP animate it; JPEG and BMP hold one
     image.  Other keywords go to Pillow's ``Image.save``: ``quality``
     (JPEG/WebP), ``compress_level`` and ``optimize`` (PNG), ``duration``
     (ms per frame) and ``loop`` (GIF/APNG/WebP), ``lossless`` (WebP) ...
+    ``bits=n`` quantizes each frame to a palette of ``2**n`` colours;
+    ``fps=`` is imageio's deprecated spelling of ``duration=1000/fps``.
     Frames are buffered and encoded when the plugin closes.
 
 Pixels the format cannot hold (floats, signed or wide integers; 16-bit colour)
@@ -340,30 +345,39 @@ class PillowPlugin(PluginV3):
                 self._orientation = value if value in _ORIENT else 1
         return self._orientation
 
-    def _read_options(self, kwargs: dict) -> tuple[str, str | None, bool, bool]:
-        """(target mode, extra mode, rotate, writeable) from read/properties keywords."""
+    def _read_options(self, kwargs: dict, func: str = "read") -> tuple[str, str | None, bool, bool]:
+        """(target mode, extra mode, rotate, writeable) from read/properties keywords.
+
+        imageio's keywords and warnings: ``pilmode``/``exifrotate`` are deprecated
+        spellings (``DeprecationWarning``), ``as_gray`` is refused (``TypeError``),
+        EXIF orientation is applied only with ``rotate=True``, and an unknown
+        keyword raises Python's own ``TypeError`` wording.
+        """
         if not kwargs:  # the common call: computed once per file
+            self._apply_gamma = False
             if self._defaults is None:
-                self._defaults = (self._natural_mode(), None, True, True)
+                self._defaults = (self._natural_mode(), None, False, True)
             return self._defaults
         mode = kwargs.pop("mode", None)
         pilmode = kwargs.pop("pilmode", None)
         if pilmode is not None:
-            if mode is not None and mode != pilmode:
-                raise ValueError("`mode` and `pilmode` are the same keyword; pass only one.")
+            warnings.warn("`pilmode` is deprecated. Use `mode` instead.", DeprecationWarning,
+                          stacklevel=4)
             mode = pilmode
-        rotate = kwargs.pop("rotate", None)
+        rotate = kwargs.pop("rotate", False)
         exifrotate = kwargs.pop("exifrotate", None)
         if exifrotate is not None:
-            if rotate is not None and bool(rotate) != bool(exifrotate):
-                raise ValueError("`rotate` and `exifrotate` are the same keyword; pass only one.")
+            warnings.warn("`exifrotate` is deprecated. Use `rotate` instead.",
+                          DeprecationWarning, stacklevel=4)
             rotate = exifrotate
-        rotate = True if rotate is None else bool(rotate)
-        as_gray = bool(kwargs.pop("as_gray", False))
+        if kwargs.pop("as_gray", None) is not None:
+            raise TypeError(
+                "The keyword `as_gray` is no longer supported.Use `mode='F'` for a "
+                "backward-compatible result, or  `mode='L'` for an integer-valued result.")
         writeable = bool(kwargs.pop("writeable_output", True))
+        self._apply_gamma = bool(kwargs.pop("apply_gamma", False))
         if kwargs:
-            caller = sys._getframe(1).f_code.co_name  # read, iter or properties
-            raise unexpected_keyword(f"{type(self).__name__}.{caller}", kwargs)
+            raise unexpected_keyword(f"{type(self).__name__}.{func}", kwargs)
         if mode is not None:
             try:
                 ImageMode.getmode(mode)
@@ -371,7 +385,16 @@ class PillowPlugin(PluginV3):
                 raise ValueError(f"{mode!r} is not a Pillow image mode (e.g. 'L', 'RGB', "
                                  "'RGBA', 'I;16', 'F').") from None
         target = mode if mode is not None else self._natural_mode()
-        return target, ("F" if as_gray else None), rotate, writeable
+        return target, None, bool(rotate), writeable
+
+    def _gamma(self, arr: np.ndarray) -> np.ndarray:
+        """imageio's ``apply_gamma=True``: the PNG ``gamma`` entry applied to the pixels."""
+        gamma = self._info0.get("gamma") if getattr(self, "_apply_gamma", False) else None
+        if gamma is None:
+            return arr
+        scale = float(65536 if arr.dtype == np.uint16 else 255)
+        # imageio's arithmetic (its result is uint8 whatever the input depth)
+        return np.round(((arr / scale) ** float(gamma)) * scale + 0.4999).astype(np.uint8)
 
     def _frame_index(self, index: Any) -> int | None:
         """The frame for ``index`` (``None`` for every frame)."""
@@ -439,7 +462,7 @@ class PillowPlugin(PluginV3):
         if self._depth_warning:
             warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
         if i is not None:
-            return self._to_array(self._frame(i, target, extra, rotate), writeable)
+            return self._gamma(self._to_array(self._frame(i, target, extra, rotate), writeable))
         n = self.n_frames
         shape, dtype = self._frame_shape(target, extra, rotate)
         check_nbytes((n,) + shape, dtype, self._request.filename, limit)
@@ -450,19 +473,18 @@ class PillowPlugin(PluginV3):
                 raise ShapeError(f"{self._request.filename}: frame {k} has shape "
                                  f"{frame.shape}, frame 0 {shape}.")
             out[k] = frame
-        return out
+        return self._gamma(out)
 
     def iter(self, **kwargs) -> Iterator[np.ndarray]:
         """Yield every frame (a still image yields itself once)."""
         self._check_open()
         limit = self._take_guard_options(kwargs)
-        target, extra, rotate, writeable = self._read_options(kwargs)
-        check_nbytes(self._frame_shape(target, extra, rotate)[0],
-                     self._frame_shape(target, extra, rotate)[1], self._request.filename, limit)
+        target, extra, rotate, writeable = self._read_options(kwargs, "iter")
+        check_nbytes(*self._frame_shape(target, extra, rotate)[:2], self._request.filename, limit)
         if self._depth_warning:
             warnings.warn(self._depth_warning, UserWarning, stacklevel=3)
         for k in range(self.n_frames):
-            yield self._to_array(self._frame(k, target, extra, rotate), writeable)
+            yield self._gamma(self._to_array(self._frame(k, target, extra, rotate), writeable))
 
     def _take_guard_options(self, kwargs: dict):
         """Pop ``allow_partial`` (kept on the plugin) and ``max_bytes`` (returned)."""
@@ -475,7 +497,9 @@ class PillowPlugin(PluginV3):
         with self._lock:
             self._check_open()
             self._take_guard_options(selection)
-            target, extra, rotate, _ = self._read_options(selection)
+            with warnings.catch_warnings():  # the read itself warns about the keywords
+                warnings.simplefilter("ignore", DeprecationWarning)
+                target, extra, rotate, _ = self._read_options(selection)
             i = self._frame_index(index)
             shape, dtype = self._frame_shape(target, extra, rotate)
             if i is None:
@@ -486,7 +510,7 @@ class PillowPlugin(PluginV3):
         """Shape and dtype from the headers; equal to ``read``'s for the same keywords."""
         self._check_open()
         self._take_guard_options(kwargs)
-        target, extra, rotate, _ = self._read_options(kwargs)
+        target, extra, rotate, _ = self._read_options(kwargs, "properties")
         i = self._frame_index(index)
         shape, dtype = self._frame_shape(target, extra, rotate)
         if i is None:
@@ -496,6 +520,9 @@ class PillowPlugin(PluginV3):
 
     def metadata(self, *, index: Any = None, exclude_applied: bool = True, **kwargs) -> dict:
         """``image.info`` plus EXIF tags by name, ``mode``, ``size`` and ``shape``.
+
+        ``shape`` is imageio's entry, Pillow's ``(width, height)`` (as ``size``),
+        not the array shape; ``improps`` gives that.
 
         ``index=None`` gives frame 0, which for GIF and APNG also holds the file's
         global entries (``loop``, ``background``).  ``exclude_applied=True``
@@ -521,15 +548,19 @@ class PillowPlugin(PluginV3):
         meta: dict[str, Any] = info
         meta["mode"] = self._mode0 if i == 0 else im.mode
         meta["size"] = tuple(self._size)
-        meta["shape"] = self._frame_shape(self._natural_mode(), None, True)[0]
+        meta["shape"] = tuple(self._size)  # imageio's key: Pillow's (width, height)
         meta["n_images"] = self.n_frames
         meta.update(self._exif())
         if exclude_applied:
             meta.pop("Orientation", None)
         elif self._mode0 == "P" and im.palette is not None:
-            pal = im.getpalette() or []
-            meta["palette"] = np.asarray(pal, np.uint8).reshape(-1, 3)
+            # imageio's entry: the palette's colours, in the order Pillow lists them
+            meta["palette"] = np.asarray(tuple(im.palette.colors.keys()))
         return meta
+
+    def get_meta(self, *, index: int = 0) -> dict:
+        """imageio's ``PillowPlugin.get_meta``: ``metadata(index, exclude_applied=False)``."""
+        return self.metadata(index=index, exclude_applied=False)
 
     def _exif(self) -> dict:
         if not any(k in self._info0 for k in ("exif", "xmp", "XML:com.adobe.xmp")):
@@ -554,17 +585,30 @@ class PillowPlugin(PluginV3):
         self._check_open()
         self._request.check_writable()
         if format is not None:
-            self._format = str(format).upper()
-            if self._format == "JPG":
-                self._format = "JPEG"
+            new_format = str(format).upper()
+            if new_format == "JPG":
+                new_format = "JPEG"
+            if self._frames and self._format is not None and new_format != self._format:
+                warnings.warn(
+                    "Changing the output format during incremental writes is strongly "
+                    f"discouraged. Was `{self._format}`, is now `{format}`.", UserWarning,
+                    stacklevel=3)
+            self._format = new_format
         if self._format is None:
             raise FormatError(
                 f"Cannot tell which format to write {self._request.filename} in: pass "
                 "`extension=\".png\"` or `format=\"PNG\"`.")
         if "fps" in kwargs:
+            warnings.warn(
+                "The keyword `fps` is no longer supported. Use `duration`(in ms) instead, "
+                "e.g. `fps=50` == `duration=20` (1000 * 1/50).", DeprecationWarning,
+                stacklevel=3)
             kwargs["duration"] = 1000.0 / float(kwargs.pop("fps"))
+        bits = kwargs.pop("bits", None)
         frames = self._split_batch(ndimage, is_batch)
         new = [self._to_pil(f, mode) for f in frames]
+        if bits is not None:  # imageio: palette quantization to 2**bits colours
+            new = [im.quantize(colors=2 ** int(bits)) for im in new]
         if self._format in _SINGLE and len(self._frames) + len(new) > 1:
             raise ShapeError(
                 f"Cannot write {len(self._frames) + len(new)} images to "

@@ -355,6 +355,10 @@ class TifffilePlugin(PluginV3):
     extensions = (".tif", ".tiff", ".stk", ".lsm", ".btf", ".tf8", ".tf2")
     modes = "iIvV"
 
+    #: a v2 ``Writer.append_data`` adds one image (one series) per call, like
+    #: ``mimwrite`` and like imageio; ``append`` (one growing series) stays available
+    v2_append_writes_images = True
+
     #: TiffWriter constructor keywords that ``write`` accepts on its first call
     _WRITER_KEYS = ("bigtiff", "byteorder", "imagej", "ome", "shaped")
 
@@ -699,7 +703,8 @@ class TifffilePlugin(PluginV3):
         self._max_bytes = kwargs.pop("max_bytes", None)
         unknown = set(kwargs) - _ASARRAY_KEYS
         if unknown:
-            raise unexpected_keyword(f"{type(self).__name__}.read", unknown)
+            # imageio hands read keywords to tifffile, whose wording users see: match it
+            raise unexpected_keyword("TiffFile.asarray", unknown)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if kwargs.get("level") is not None:
             if mmap:
@@ -1091,17 +1096,29 @@ class TifffilePlugin(PluginV3):
                  exclude_applied: bool = True, **kwargs) -> dict:
         """File-level metadata for ``index=None`` (or ``...``), else the tags of a series.
 
-        The file-level dict holds ``byteorder``, ``is_<flavor>`` flags, and the
-        parsed flavour metadata (``imagej_metadata``, ``ome_metadata`` as a dict,
-        ``shaped_metadata`` ...).  Per-series dicts hold the first page's tags by
-        name plus ``shape``, ``axes``, ``spacing``, ``units`` and ``compression``.
+        The keys and types are imageio's, plus imgio's own.  File level:
+        ``byteorder``, ``is_<flavor>`` flags and the flavour metadata merged into
+        the top level (``spacing``, ``finterval``, ``shape``, ``XCalibration`` ...),
+        as imageio does; imgio also keeps each flavour nested under
+        ``<flavor>_metadata`` (OME-XML as a dict) and adds ``n_series``,
+        ``n_pages``, ``is_bigtiff``.  Per series (or ``page=k``): the first
+        page's tags by name with tifffile's values (enums are tifffile's int
+        enums, ``meta["compression"] == 8``), imageio's ``planar_configuration,
+        compression, predictor, orientation, description1, description,
+        software, resolution_unit, resolution, datetime``, plus imgio's
+        ``photometric`` and, for a series, ``shape``, ``axes``, ``dtype``,
+        ``series_kind``, ``spacing`` and ``units``.  A resolution with a zero
+        denominator is left out with imageio's ``RuntimeWarning``.
         """
         self._check_open()
         self._set_partial(kwargs)
         index, page = self._aliases(index, page, kwargs)
         if kwargs:
             raise unexpected_keyword(f"{type(self).__name__}.metadata", kwargs)
+        self._meta_warnings: list[str] = []
         meta = self._guard(self._metadata, index, page)
+        for message in self._meta_warnings:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
         if page is None:
             s = 0 if index is None or index is Ellipsis else self._series_index(index)
             meta["spacing_source"] = self._guard(self._spacing_source, s)[2]
@@ -1113,26 +1130,62 @@ class TifffilePlugin(PluginV3):
                 meta["shape"] = tuple(lev.shape)
         return meta
 
+    #: flags whose ``<flag>_metadata`` carries nothing of its own
+    _PLAIN_FLAGS = ("multipage", "uniform", "subifd", "volumetric")
+
+    def _file_meta(self) -> dict:
+        # tifffile's answers to some flags (``is_uniform``) depend on what was asked
+        # before (series parsed, flavour metadata read); imageio asks a fresh
+        # TiffFile, flag by flag, so imgio asks one the same way (only headers are read)
+        fresh = None
+        if self._request.kind == "path":
+            try:
+                fresh = tifffile.TiffFile(self._request.path)
+            except Exception:
+                fresh = None
+        try:
+            return self._file_meta_of(fresh if fresh is not None else self._tif)
+        finally:
+            if fresh is not None:
+                fresh.close()
+
+    def _file_meta_of(self, tif) -> dict:
+        meta: dict[str, Any] = {"byteorder": tif.byteorder}
+        nested: dict[str, Any] = {}
+        for flag in tifffile.TIFF.FILE_FLAGS:  # imageio's order: tifffile's
+            value = getattr(tif, f"is_{flag}", False)
+            meta[f"is_{flag}"] = value
+            if not value or flag in self._PLAIN_FLAGS or not hasattr(tif, f"{flag}_metadata"):
+                continue
+            try:
+                flavour = getattr(tif, f"{flag}_metadata", None)
+            except Exception as exc:  # a vendor's odd metadata must never break reading
+                nested[f"{flag}_metadata"] = {"error": f"could not parse {flag} metadata: {exc}"}
+                continue
+            if flavour is None:
+                continue
+            if flag == "ome" and isinstance(flavour, str):
+                try:
+                    nested["ome_metadata"] = tifffile.xml2dict(flavour)
+                except Exception as exc:
+                    nested["ome_metadata"] = {"error": f"could not parse OME-XML: {exc}"}
+                continue  # imageio crashes merging the XML string (its issue #953)
+            nested[f"{flag}_metadata"] = flavour
+            # imageio's merge: a tuple (shaped files) contributes its first entry
+            merged = flavour[0] if isinstance(flavour, tuple) and flavour else flavour
+            if isinstance(merged, dict):
+                meta.update(merged)
+        for key, value in (("n_series", len(self._series)), ("n_pages", len(self._tif.pages)),
+                           ("is_bigtiff", bool(tif.is_bigtiff))):
+            meta.setdefault(key, value)
+        for key, value in nested.items():
+            meta.setdefault(key, value)
+        return meta
+
     def _metadata(self, index: Any, page: int | None) -> dict:
         tif = self._tif
         if page is None and (index is None or index is Ellipsis):
-            meta: dict[str, Any] = {"byteorder": tif.byteorder,
-                                    "n_series": len(self._series), "n_pages": len(tif.pages),
-                                    "is_bigtiff": bool(tif.is_bigtiff)}
-            for flag in sorted(tifffile.TIFF.FILE_FLAGS):
-                value = bool(getattr(tif, f"is_{flag}", False))
-                meta[f"is_{flag}"] = value
-                if not value or flag in ("multipage", "uniform", "subifd", "volumetric"):
-                    continue
-                try:
-                    flavour = getattr(tif, f"{flag}_metadata", None)
-                    if flag == "ome" and isinstance(flavour, str):
-                        flavour = tifffile.xml2dict(flavour)
-                except Exception as exc:  # a vendor's odd metadata must never break reading
-                    flavour = {"error": f"could not parse {flag} metadata: {exc}"}
-                if flavour is not None:
-                    meta[f"{flag}_metadata"] = flavour
-            return meta
+            return self._file_meta()
         if page is not None:
             if index is None or index is Ellipsis:
                 p = tif.pages[self._normalize_index(page, len(tif.pages), "page")]
@@ -1149,20 +1202,32 @@ class TifffilePlugin(PluginV3):
                     series_kind=ser.kind, spacing=spacing, units=units)
         return meta
 
-    @staticmethod
-    def _page_meta(page) -> dict:
-        meta: dict[str, Any] = {}
-        for tag in page.tags:
-            value = tag.value
-            if hasattr(value, "name") and not isinstance(value, (bytes, str)):
-                value = value.name  # enums such as COMPRESSION.ADOBE_DEFLATE
-            meta[tag.name] = value
-        for key, value in (("compression", page.compression),
-                           ("photometric", page.photometric),
-                           ("planar_configuration", page.planarconfig),
-                           ("predictor", page.predictor)):
-            meta[key] = getattr(value, "name", value)
-        meta["description"] = page.description
+    def _page_meta(self, page) -> dict:
+        """imageio's page dict (tags by name, then its summary keys) plus ``photometric``."""
+        meta: dict[str, Any] = {tag.name: tag.value for tag in page.tags}
+        meta.update(planar_configuration=page.planarconfig, compression=page.compression,
+                    predictor=page.predictor, orientation=None,
+                    description1=page.description1, description=page.description,
+                    software=page.software)
+        tags = page.tags
+        unit = tags.get(296)
+        if unit is not None:
+            meta["resolution_unit"] = int(unit.value)
+            x, y = tags.get(282), tags.get(283)
+            if x is not None and y is not None:
+                (xn, xd), (yn, yd) = x.value, y.value
+                if xd == 0 or yd == 0:
+                    pending = getattr(self, "_meta_warnings", None)
+                    message = ("Ignoring resolution metadata because at least one "
+                               "direction has a 0 denominator.")
+                    if pending is None:
+                        warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    else:
+                        pending.append(message)
+                else:
+                    meta["resolution"] = (xn / xd, yn / yd)
+        meta["datetime"] = page.datetime
+        meta["photometric"] = page.photometric
         return meta
 
     # -- writing -------------------------------------------------------------------
@@ -1208,9 +1273,9 @@ class TifffilePlugin(PluginV3):
             is_batch = True if is_batch is None else is_batch
         images = [np.asarray(im) for im in (ndimage if is_batch else [ndimage])]
         for image in images:
-            if image.ndim < 2:
-                raise ShapeError(f"Cannot write a {image.ndim}-D array of shape {image.shape} "
-                                 f"to {self._request.filename}: TIFF images need at least 2 axes.")
+            if image.ndim < 1:  # 1-D arrays are written as tifffile (and imageio) do
+                raise ShapeError(f"Cannot write a 0-D array to {self._request.filename}: "
+                                 "TIFF images need at least 1 axis.")
         physical = spacing is not None or axes is not None or units is not None
         if self._writer is None:
             flavour = self._choose_flavour(images, physical, ome, imagej, axes)
@@ -1230,7 +1295,7 @@ class TifffilePlugin(PluginV3):
         for image in images:
             options = dict(kwargs)
             rgb = image.ndim >= 3 and image.shape[-1] in (3, 4) and image.dtype != bool
-            if "photometric" not in options:
+            if "photometric" not in options and image.ndim > 1:
                 options["photometric"] = "rgb" if rgb else "minisblack"
             if physical or self._flavour in ("imagej", "ome"):
                 _physical_options(image, options, spacing, axes, units, self._flavour, rgb)

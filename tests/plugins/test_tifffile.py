@@ -78,7 +78,7 @@ def test_compression_passed_on(tmp_path):
     path = tmp_path / "z.tif"
     image = np.tile(np.arange(256, dtype=np.uint16), (64, 4))
     iio.imwrite(path, image, compression="zlib")
-    assert iio.immeta(path, index=0)["compression"] == "ADOBE_DEFLATE"
+    assert iio.immeta(path, index=0)["compression"] == 8  # COMPRESSION.ADOBE_DEFLATE
     np.testing.assert_array_equal(iio.imread(path), image)
 
 

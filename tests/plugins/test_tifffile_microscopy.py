@@ -421,16 +421,23 @@ def test_append_rejects_mismatched_frames(tmp_path):
     assert iio.imread(path).shape == (2, 6, 8)
 
 
-def test_v2_writer_append_data_streams(tmp_path):
-    v2 = pytest.importorskip("imgio.v2")
-    path = tmp_path / "v2.tif"
+def test_v2_writer_append_data_adds_images_like_mimwrite(tmp_path):
+    import imgio.v2 as v2
+    path, mim = tmp_path / "v2.tif", tmp_path / "mim.tif"
+    frames = [np.full((10, 11), i, np.uint16) for i in range(5)]
     with v2.get_writer(path) as w:
-        for i in range(5):
-            w.append_data(np.full((10, 11), i, np.uint16))
-    back = iio.imread(path)
-    assert back.shape == (5, 10, 11)
-    np.testing.assert_array_equal(back[:, 0, 0], np.arange(5))
-    np.testing.assert_array_equal(v2.volread(path), back)
+        for frame in frames:
+            w.append_data(frame)
+    v2.mimwrite(mim, frames)
+    for target in (path, mim):  # one rule: one image (series) per frame, as imageio
+        assert iio.imread(target).shape == (10, 11)
+        back = v2.mimread(target)
+        assert len(back) == 5
+        np.testing.assert_array_equal(np.stack(back)[:, 0, 0], np.arange(5))
+    with iio.imopen(tmp_path / "stream.tif", "w") as f:  # the streaming writer
+        for frame in frames:
+            f.append(frame)
+    assert iio.imread(tmp_path / "stream.tif").shape == (5, 10, 11)
 
 
 
