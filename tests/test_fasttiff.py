@@ -442,37 +442,6 @@ def test_page_count_limit(tmp_path):
     assert info["n_pages"] == 10 and info["pages_capped"]
 
 
-# -- kernels -------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", ["u2", "i4", "u8", "f8"])
-def test_byteswap_kernel(dtype):
-    a = _data(dtype, (7, 9))
-    b = a.copy()
-    _tp.byteswap(memoryview(b).cast("B"), a.itemsize)
-    np.testing.assert_array_equal(b.view(a.dtype.newbyteorder()), a)
-
-
-@pytest.mark.parametrize("dtype", INT_DTYPES)
-@pytest.mark.parametrize("spp", [1, 3])
-def test_hpredictor_kernel_matches_cumsum(dtype, spp):
-    a = _data(dtype, (5, 11, spp))
-    enc = a.copy()
-    enc[:, 1:] = a[:, 1:] - a[:, :-1]           # wraps, as the encoder does
-    _tp.undo_hpredictor(memoryview(enc).cast("B"), 5, 11 * spp, spp, a.itemsize)
-    np.testing.assert_array_equal(enc, a)
-
-
-def test_untile_kernel():
-    img = np.arange(37 * 53, dtype="u2").reshape(37, 53)
-    tiles = np.zeros((3, 4, 16, 16), "u2")
-    for ty in range(3):
-        for tx in range(4):
-            part = img[ty * 16:(ty + 1) * 16, tx * 16:(tx + 1) * 16]
-            tiles[ty, tx, :part.shape[0], :part.shape[1]] = part
-    out = np.zeros_like(img)
-    _tp.untile(memoryview(tiles).cast("B"), memoryview(out).cast("B"), 37, 53, 16, 16, 2)
-    np.testing.assert_array_equal(out, img)
-
-
 # -- fuzzing -------------------------------------------------------------------------
 def _seed_files() -> list[bytes]:
     import io
