@@ -152,7 +152,10 @@ cdef inline uint64_t _uint_of(const uint8_t* p, uint64_t t, int be) noexcept nog
 
 
 cdef inline int _is_uint_type(uint64_t t) noexcept nogil:
-    return t == 1 or t == 3 or t == 4 or t == 13 or t == 16 or t == 18
+    # SHORT, LONG, LONG8 only: tifffile gives BYTE values as bytes and IFD types
+    # as offsets, which changes how it shapes the page (or makes it raise), so a
+    # needed tag of another type declines the file (``bad_type``)
+    return t == 3 or t == 4 or t == 16
 
 
 cdef inline int _corrupt(Info* info, int code, uint64_t detail) noexcept nogil:
@@ -252,19 +255,29 @@ cdef inline int _isspace(uint8_t c) noexcept nogil:
     return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
 
 
-cdef int _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, Info* info) noexcept nogil:
-    """Parse ``a, b, c<close>`` into ``info.shaped``; 0 on success."""
+cdef inline int _isjsonspace(uint8_t c) noexcept nogil:
+    return c == 32 or c == 9 or c == 10 or c == 13
+
+
+cdef int64_t _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, int json,
+                         Info* info) noexcept nogil:
+    """Parse ``a, b, c<close>`` into ``info.shaped``; the index after ``close``, or -1.
+
+    ``json``: JSON's rules (no leading zeros, JSON whitespace only).
+    """
     cdef uint64_t i = 0
     cdef int64_t v
     cdef int digits
     info.shaped_ndim = 0
     while True:
-        while i < n and _isspace(s[i]):
+        while i < n and (_isjsonspace(s[i]) if json else _isspace(s[i])):
             i += 1
         if i < n and s[i] == close and info.shaped_ndim == 0:
-            return 0
+            return <int64_t>i + 1
         v = 0
         digits = 0
+        if json and i + 1 < n and s[i] == 48 and 48 <= s[i + 1] <= 57:
+            return -1   # a leading zero is not JSON: tifffile's json.loads fails
         while i < n and 48 <= s[i] <= 57:
             if v > <int64_t>100000000000000:
                 return -1
@@ -275,12 +288,12 @@ cdef int _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, Info* info) no
             return -1
         info.shaped[info.shaped_ndim] = v
         info.shaped_ndim += 1
-        while i < n and _isspace(s[i]):
+        while i < n and (_isjsonspace(s[i]) if json else _isspace(s[i])):
             i += 1
         if i >= n:
             return -1
         if s[i] == close:
-            return 0
+            return <int64_t>i + 1
         if s[i] != 44:  # ','
             return -1
         i += 1
@@ -334,17 +347,41 @@ cdef void _analyse_description(const uint8_t* s, uint64_t n, Info* info) noexcep
         info.desc_kind = D_OTHER
         return
     if s[0] == 123 and _contains(s, n, b'"shape":'):   # '{'
+        # tifffile json.loads this and raises if it is not JSON; only the canonical
+        # '{"shape": [a, b, ...]}' is verified here, any other JSON is tifffile's
         info.desc_kind = D_SHAPED
-        pos = _find(s, n, b'"shape":')
-        i = <uint64_t>pos + 8
-        while i < n and _isspace(s[i]):
+        i = 1
+        while i < n and _isjsonspace(s[i]):
             i += 1
-        if i >= n or s[i] != 91 or _parse_ints(s + i + 1, n - i - 1, 93, info) != 0:
+        if not _startswith(s + i, n - i, b'"shape":'):
+            info.desc_kind = D_OTHER
+            return
+        i += 8
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i >= n or s[i] != 91:
+            info.desc_kind = D_BADSHAPE
+            return
+        pos = _parse_ints(s + i + 1, n - i - 1, 93, 1, info)
+        if pos < 0:
+            info.desc_kind = D_BADSHAPE
+            return
+        i = i + 1 + <uint64_t>pos
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i >= n or s[i] != 125:   # '}'
+            info.desc_kind = D_OTHER if i < n and s[i] == 44 else D_BADSHAPE
+            return
+        i += 1
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i != n:
             info.desc_kind = D_BADSHAPE
         return
     if _startswith(s, n, b"shape="):
+        # tifffile: int() of each comma-separated item of description[7:-1]
         info.desc_kind = D_SHAPED
-        if n < 8 or s[6] != 40 or _parse_ints(s + 7, n - 7, 41, info) != 0:
+        if n < 8 or s[6] != 40 or _parse_ints(s + 7, n - 7, 41, 0, info) != <int64_t>(n - 7):
             info.desc_kind = D_BADSHAPE
         return
     # tail tests on the last 10 characters with whitespace stripped
@@ -396,8 +433,12 @@ cdef void _analyse_software(const uint8_t* s, uint64_t n, Info* info) noexcept n
 
 cdef int _scalar(const uint8_t* b, uint64_t t, uint64_t cnt, uint64_t vpos,
                  int be, uint64_t* out, Info* info) noexcept nogil:
-    """First value of an integer tag whose value is at ``b + vpos``; -1 if odd."""
-    if not _is_uint_type(t) or cnt == 0:
+    """The value of a one-value integer tag stored at ``b + vpos``; -1 if odd.
+
+    More than one value is odd too: tifffile then holds a tuple where it expects
+    a number, and shapes the page differently or raises.
+    """
+    if not _is_uint_type(t) or cnt != 1:
         info.bad_type = 1
         return -1
     out[0] = _uint_of(b + vpos, t, be)

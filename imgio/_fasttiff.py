@@ -362,9 +362,9 @@ def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str,
                 need = min(segbytes, total - start)
                 dst = flat[start:start + need]
                 if scratch is None:
-                    _decode_into(data[i], dst, name, i, segbytes)
+                    _decode_into(data[i], dst, name, i)
                 else:
-                    _decode_into(data[i], scratch[:need], name, i, segbytes)
+                    _decode_into(data[i], scratch[:need], name, i)
                     _unpredict_float(scratch[:need], dst, need // (tw * pixelbytes), tw,
                                      spp, native)
         dest = flat
@@ -380,9 +380,9 @@ def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str,
             for i in range(nseg):
                 dst = tview[i * segbytes:(i + 1) * segbytes]
                 if scratch is None:
-                    _decode_into(data[i], dst, name, i, segbytes)
+                    _decode_into(data[i], dst, name, i)
                 else:
-                    _decode_into(data[i], scratch, name, i, segbytes)
+                    _decode_into(data[i], scratch, name, i)
                     _unpredict_float(scratch, dst, tl, tw, spp, native)
         dest = tview
         rows = nseg * tl
@@ -430,28 +430,17 @@ def _read_segments(fd: int, offsets: list[int], counts: list[int],
     return out
 
 
-def _decode_into(data: memoryview, dst: memoryview, name: str, index: int,
-                 segbytes: int) -> None:
+def _decode_into(data: memoryview, dst: memoryview, name: str, index: int) -> None:
     """Inflate ``data`` into exactly ``len(dst)`` bytes of ``dst``.
 
-    The whole stream is checked: it must end (zlib's end marker and its adler32
-    checksum) exactly when ``dst`` is full.  The one exception is a last strip
-    stored at full strip size (``segbytes``) for fewer rows: it is inflated
-    whole into a temporary of that size, and its first ``len(dst)`` bytes kept.
+    The whole stream is checked (zlib's ``uncompress``): it must end, with a
+    good adler32 checksum, exactly when ``dst`` is full.  A stream holding more
+    (even a last strip stored at full strip size) is damage, as for tifffile.
     """
     n = len(dst)
     try:
         got = len(_zlib_decode(data, out=dst))
     except _ZlibError as exc:
-        if n < segbytes:   # maybe a padded last strip
-            tmp = bytearray(segbytes)
-            try:
-                got = len(_zlib_decode(data, out=tmp))
-            except _ZlibError:
-                got = -1
-            if got == segbytes:
-                dst[:] = memoryview(tmp)[:n]
-                return
         raise _corrupt(name, f"segment {index} does not inflate to {n} bytes: {exc}") from None
     if got != n:
         raise _corrupt(name, f"segment {index} inflates to {got} bytes, expected {n}")
