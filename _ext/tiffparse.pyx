@@ -1144,11 +1144,12 @@ def untile(const unsigned char[::1] tiles, unsigned char[::1] out,
     if height <= 0 or width <= 0 or tilelength <= 0 or tilewidth <= 0 or pixelbytes <= 0:
         raise ValueError(f"untile needs positive sizes, got image {height}x{width}, "
                          f"tiles {tilelength}x{tilewidth}, {pixelbytes} bytes per pixel")
-    # Python integers: no overflow in the checks
-    across = -(-width // tilewidth)
-    down = -(-height // tilelength)
-    need_tiles = across * down * tilelength * tilewidth * pixelbytes
-    need_out = height * width * pixelbytes
+    # Python integers (``object``): no overflow in the checks
+    cdef object H = height, W = width, TL = tilelength, TW = tilewidth, PX = pixelbytes
+    cdef object across = -(-W // TW)
+    cdef object down = -(-H // TL)
+    cdef object need_tiles = across * down * TL * TW * PX
+    cdef object need_out = H * W * PX
     if need_tiles > _SSIZE_MAX or need_out > _SSIZE_MAX:
         raise ValueError("untile: the sizes overflow")
     if tiles.shape[0] < need_tiles:
@@ -1195,7 +1196,7 @@ def plan_runs(const uint64_t[::1] offsets, Py_ssize_t stride, Py_ssize_t total,
     cdef Py_ssize_t i
     if stride <= 0 or total < 0:
         raise ValueError(f"plan_runs needs stride > 0 and total >= 0, got {stride}, {total}")
-    if total > n * stride:   # Python integers: n * stride cannot overflow here
+    if total > <object>n * <object>stride:   # Python integers: no overflow
         raise ValueError(f"plan_runs: {n} strips of {stride} bytes cannot supply {total}")
     if runs.shape[1] != 3 or runs.shape[0] < n:
         raise ValueError(f"plan_runs: runs must have shape ({n}, 3), not "
