@@ -15,8 +15,17 @@ header and first IFD from it with the GIL released (or, when the IFD or its
 arrays lie further in, from a read-only ``mmap`` of the file); uncompressed
 strips are read with ``preadv`` straight into the output (merged into one
 call when they sit back to back); compressed segments are decoded straight
-into the output (strips) or a tile buffer (tiles); byte swapping, predictor
-undo and tile assembly are nogil kernels.
+into the output (strips) or a tile buffer (tiles) by imagecodecs, which checks
+each stream to its end and its adler32 checksum; byte swapping and tile
+assembly are nogil kernels, predictor undo is imagecodecs' (``delta_decode``,
+``floatpred_decode``).
+
+Which files are served is decided once, in Cython (``tiffparse._decline``);
+damage is decided here (:func:`_geometry`): segments starting at offset 0 or
+inside the header, past the end, too short, tiles expanding far beyond the
+image, streams that do not end where the segment does.  Every allocation sized
+by the file (the image, the tile buffer, the compressed bytes) passes
+:func:`imgio.core.limits.check_nbytes` first.
 """
 from __future__ import annotations
 
