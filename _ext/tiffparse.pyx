@@ -445,6 +445,24 @@ cdef int _scalar(const uint8_t* b, uint64_t t, uint64_t cnt, uint64_t vpos,
     return 0
 
 
+cdef inline int _tag_bit(uint64_t tag) noexcept nogil:
+    """A bit per one-value tag the parser reads (-1 for others): duplicates are odd."""
+    if 254 <= tag <= 259:
+        return <int>(tag - 254)
+    if tag == 262: return 6
+    if tag == 266: return 7
+    if tag == 277: return 8
+    if tag == 278: return 9
+    if tag == 284: return 10
+    if tag == 317: return 11
+    if tag == 322: return 12
+    if tag == 323: return 13
+    if tag == 339: return 14
+    if tag == 32997: return 15
+    if tag == 32998: return 16
+    return -1
+
+
 cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
                 int64_t max_pages, Info* info) noexcept nogil:
     cdef int be, big
@@ -452,7 +470,8 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
     cdef uint64_t tag, t, cnt, size, vpos, v, first
     cdef uint64_t* visited
     cdef int64_t npages, k
-    cdef int dup
+    cdef int dup, bit
+    cdef uint64_t seen = 0
 
     if buflen < 4:
         if filesize >= 4:
@@ -527,6 +546,13 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
         # value/offset field: after tag(2) type(2) count(4|8)
         vpos = pos + (12 if big else 8)
         pos += entsize
+        bit = _tag_bit(tag)
+        if bit >= 0:
+            if seen & (<uint64_t>1 << bit):
+                # tifffile keeps the first of duplicated tags, this parser the
+                # last: rather than mimic it, a duplicate declines the file
+                info.bad_type = 1
+            seen |= <uint64_t>1 << bit
         if size == 0:
             # unknown type: tifffile skips such tags; we only care about ours
             if tag == 256 or tag == 257 or tag == 258 or tag == 259 or tag == 262 \
@@ -832,7 +858,7 @@ _DECLINE_MESSAGES = {
     R_UNKNOWN_TAG: "tag {d} is not known to be harmless",
     R_FLAVOUR_TAG: "tag {d} marks a special TIFF flavour",
     R_SOFTWARE: "the Software tag marks a special TIFF flavour",
-    R_BAD_TYPE: "a needed tag has an unexpected type or no value",
+    R_BAD_TYPE: "a needed tag is duplicated, has an unexpected type or no value",
     R_SUBIFDS: "SubIFDs",
     R_SUBFILE: "reduced-resolution or mask subfile type",
     R_PALETTE: "palette",

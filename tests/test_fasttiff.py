@@ -725,3 +725,16 @@ def test_fuzz_against_tifffile():
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert f"cases {n}:" in proc.stdout and "silent differences from tifffile: 0" in proc.stdout
+
+
+def test_duplicated_tag_declines(tmp_path):
+    # tifffile keeps the first ImageLength, a last-wins parser would read 1 row of 20
+    path = tmp_path / "dup.tif"
+    tifffile.imwrite(path, _data("u2", (20, 24)), metadata=None)
+    raw = bytearray(path.read_bytes())
+    e = _ifd_entries(bytes(raw))[259][0]   # Compression (1) becomes a second ImageLength
+    raw[e:e + 2] = struct.pack("<H", 257)
+    path.write_bytes(bytes(raw))
+    assert _tifffile_read(path).shape == (20, 24)
+    assert _fasttiff.read_simple(path) is None
+    assert "duplicated" in _fasttiff.why_not(path)
