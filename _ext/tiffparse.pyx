@@ -315,6 +315,10 @@ cdef int64_t _imagej_value(const uint8_t* s, uint64_t n, const char* key) noexce
     while i < n and 48 <= s[i] <= 57 and v < 1000000000:
         v = v * 10 + (s[i] - 48)
         i += 1
+    if i < n and s[i] != 10:
+        # tifffile int()s the rest of the line: anything but digits leaves it a
+        # string (and its ImageJ series raises): treat as "changes the shape"
+        return 1000000
     return v
 
 

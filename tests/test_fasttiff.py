@@ -100,7 +100,8 @@ def _corpus():
         pytest.param("u1", (1, 1000), {"rowsperstrip": 1}, id="one-row"),
         pytest.param("u2", (300, 7), {"rowsperstrip": 1}, id="rps1-many-strips"),
         pytest.param("f4", (64, 64), {"tile": (32, 32)}, id="exact-tiles"),
-        pytest.param("u2", (256, 256), {"compression": "zlib", "compressionargs": {"level": 9}}, id="zlib9"),
+        pytest.param("u2", (256, 256), {"compression": "zlib",
+                                        "compressionargs": {"level": 9}}, id="zlib9"),
         pytest.param("u2", (40, 40), {"compression": "adobe_deflate"}, id="adobe_deflate"),
         pytest.param("u2", SHAPE, {"metadata": None}, id="no-description"),
         pytest.param("u2", SHAPE, {"description": "a plain note"}, id="plain-description"),
@@ -738,3 +739,14 @@ def test_duplicated_tag_declines(tmp_path):
     assert _tifffile_read(path).shape == (20, 24)
     assert _fasttiff.read_simple(path) is None
     assert "duplicated" in _fasttiff.why_not(path)
+
+
+def test_imagej_value_that_is_not_a_number_declines(tmp_path):
+    # tifffile keeps "1!hyperstack=true" as a string, and its ImageJ series raises
+    path = tmp_path / "ij.tif"
+    tifffile.imwrite(path, _data("u2", (8, 8)), metadata=None,
+                     description="ImageJ=1.11a\nimages=1!hyperstack=true\nmode=grayscale")
+    with pytest.raises(TypeError):
+        _tifffile_read(path)
+    assert _fasttiff.read_simple(path) is None
+    assert _fasttiff.why_not(path) == "ImageJ hyperstack"
