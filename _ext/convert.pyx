@@ -2,9 +2,10 @@
 """Pixel-buffer conversion kernels.
 
 Every kernel takes typed memoryviews (``const`` for inputs, so read-only
-buffers work), runs without the GIL, and neither allocates nor raises.  The
-validating wrappers in ``imgio._kernels`` check dtypes and shapes, allocate
-the outputs and present the data as 2-D (or 3-D) strided views.
+buffers work).  The Python-callable entry points check sizes in O(1) and
+raise ValueError, then run a nogil core that neither allocates nor raises.
+The wrappers in ``imgio._kernels`` pick the rule, allocate the outputs and
+present the data as 2-D strided views.
 
 Byte order: the kernels that read numbers take a ``swap`` flag; the wrapper
 passes a native-order *view* of a byte-swapped array (no copy) and ``swap=1``,
@@ -36,12 +37,6 @@ ctypedef fused dst_t:
     uint8_t
     uint16_t
 
-ctypedef fused word_t:
-    uint8_t
-    uint16_t
-    uint32_t
-    uint64_t
-
 # scale2 modes (mirrored in imgio._kernels)
 cdef enum:
     MODE_UNIT = 0    # float in [0, 1]:   x * scale + 0.499999999
@@ -66,15 +61,6 @@ cdef inline src_t _load(const src_t* p, bint swap) noexcept nogil:
     for k in range(<Py_ssize_t>sizeof(src_t)):
         d[k] = s[<Py_ssize_t>sizeof(src_t) - 1 - k]
     return v
-
-
-cdef inline word_t _bswap(word_t v) noexcept nogil:
-    cdef word_t r = 0
-    cdef Py_ssize_t k
-    for k in range(<Py_ssize_t>sizeof(word_t)):
-        r = <word_t>((r << 8) | (v & 0xFF))
-        v = <word_t>(v >> 8)
-    return r
 
 
 cdef inline double _sat(double x, double top) noexcept nogil:
@@ -297,95 +283,62 @@ cdef void _scale2(const src_t[:, :] src, bint swap, dst_t[:, :] dst, int mode,
                    scale, shift, top)
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _swap2(const word_t[:, :] src, word_t[:, :] dst) noexcept nogil:
-    """``dst = src`` with each item's bytes reversed.  Precondition: equal shapes."""
-    cdef Py_ssize_t rows = src.shape[0], cols = src.shape[1], r, c
-    for r in range(rows):
-        for c in range(cols):
-            dst[r, c] = _bswap(src[r, c])
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _bool2(const uint8_t[:, :] src, uint8_t[:, :] dst,
-                 uint8_t true_value) noexcept nogil:
-    """``dst = true_value where src != 0 else 0``.  Precondition: equal shapes."""
-    cdef Py_ssize_t rows = src.shape[0], cols = src.shape[1], r, c
-    for r in range(rows):
-        for c in range(cols):
-            dst[r, c] = true_value if src[r, c] != 0 else 0
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _planar_to_interleaved3(const word_t[:, :, :] src,
-                                  word_t[:, :, :] dst) noexcept nogil:
-    """``dst[h, w, c] = src[c, h, w]``.  Precondition: matching shapes."""
-    cdef Py_ssize_t nc = src.shape[0], nh = src.shape[1], nw = src.shape[2]
-    cdef Py_ssize_t c, h, w
-    for h in range(nh):
-        for w in range(nw):
-            for c in range(nc):
-                dst[h, w, c] = src[c, h, w]
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _interleaved_to_planar3(const word_t[:, :, :] src,
-                                  word_t[:, :, :] dst) noexcept nogil:
-    """``dst[c, h, w] = src[h, w, c]``.  Precondition: matching shapes."""
-    cdef Py_ssize_t nh = src.shape[0], nw = src.shape[1], nc = src.shape[2]
-    cdef Py_ssize_t c, h, w
-    for c in range(nc):
-        for h in range(nh):
-            for w in range(nw):
-                dst[c, h, w] = src[h, w, c]
-
-
-
-# -- Python entry points: the same calls, with the GIL released ---------------------
+# -- Python entry points: sizes checked in O(1), then the GIL released --------------
 # (a ``cpdef ... nogil`` function called from Python keeps the GIL; these do not)
 
+cdef _check_strides2(const char* name, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t item):
+    if s0 % item or s1 % item:
+        raise ValueError(f"{name.decode()}: strides ({s0}, {s1}) are not multiples of the "
+                         f"item size {item}")
+
+
+cdef _check_folds(const char* name, Py_ssize_t nlohi, Py_ssize_t nflags):
+    if nlohi < 2 or nflags < 4:
+        raise ValueError(f"{name.decode()}: lohi needs 2 items and flags 4, got "
+                         f"{nlohi} and {nflags}")
+
+
 def minmax2(const src_t[:, :] src, bint swap, src_t[::1] lohi, int64_t[::1] flags):
-    """See ``_minmax2``."""
+    """Fold ``src`` into ``lohi = (min, max)`` and ``flags`` (see ``_minmax2``).
+
+    Releases the GIL.  ValueError unless ``lohi`` has 2 items, ``flags`` 4 and
+    the strides of ``src`` are multiples of its item size.
+    """
+    _check_folds(b"minmax2", lohi.shape[0], flags.shape[0])
+    _check_strides2(b"minmax2", src.strides[0], src.strides[1], sizeof(src_t))
     with nogil:
         _minmax2(src, swap, lohi, flags)
 
 
 def minmax_finite2(const src_t[:, :] src, bint swap, src_t[::1] lohi, int64_t[::1] flags):
-    """See ``_minmax_finite2``."""
+    """``minmax2`` skipping infinities (see ``_minmax_finite2``); releases the GIL."""
+    _check_folds(b"minmax_finite2", lohi.shape[0], flags.shape[0])
+    _check_strides2(b"minmax_finite2", src.strides[0], src.strides[1], sizeof(src_t))
     with nogil:
         _minmax_finite2(src, swap, lohi, flags)
 
 
 def scale2(const src_t[:, :] src, bint swap, dst_t[:, :] dst, int mode,
            double offset, double rng, double scale, int shift):
-    """See ``_scale2``."""
+    """``dst = convert(src)`` by ``mode`` (see ``_scale2``); releases the GIL.
+
+    ValueError unless ``src`` and ``dst`` have the same shape, strides that are
+    multiples of their item sizes, ``mode`` is one of the MODE_* constants and,
+    for ``MODE_SHIFT``, ``src`` holds unsigned integers and
+    ``0 <= shift < bits``.
+    """
+    if src.shape[0] != dst.shape[0] or src.shape[1] != dst.shape[1]:
+        raise ValueError(f"scale2: src has shape ({src.shape[0]}, {src.shape[1]}), dst "
+                         f"({dst.shape[0]}, {dst.shape[1]})")
+    _check_strides2(b"scale2", src.strides[0], src.strides[1], sizeof(src_t))
+    _check_strides2(b"scale2", dst.strides[0], dst.strides[1], sizeof(dst_t))
+    if mode < MODE_UNIT or mode > MODE_CLIP:
+        raise ValueError(f"scale2: unknown mode {mode}")
+    if mode == MODE_SHIFT:
+        if src_t is float or src_t is double or src_t is int8_t or src_t is int16_t \
+                or src_t is int32_t or src_t is int64_t:
+            raise ValueError("scale2: MODE_SHIFT needs unsigned integers")
+        if shift < 0 or shift >= 8 * <int>sizeof(src_t):
+            raise ValueError(f"scale2: shift {shift} outside [0, {8 * sizeof(src_t)})")
     with nogil:
         _scale2(src, swap, dst, mode, offset, rng, scale, shift)
-
-
-def swap2(const word_t[:, :] src, word_t[:, :] dst):
-    """See ``_swap2``."""
-    with nogil:
-        _swap2(src, dst)
-
-
-def bool2(const uint8_t[:, :] src, uint8_t[:, :] dst, uint8_t true_value):
-    """See ``_bool2``."""
-    with nogil:
-        _bool2(src, dst, true_value)
-
-
-def planar_to_interleaved3(const word_t[:, :, :] src, word_t[:, :, :] dst):
-    """See ``_planar_to_interleaved3``."""
-    with nogil:
-        _planar_to_interleaved3(src, dst)
-
-
-def interleaved_to_planar3(const word_t[:, :, :] src, word_t[:, :, :] dst):
-    """See ``_interleaved_to_planar3``."""
-    with nogil:
-        _interleaved_to_planar3(src, dst)

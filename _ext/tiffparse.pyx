@@ -12,12 +12,18 @@ Everything here works on raw bytes and runs without the GIL:
     detection.  Every read is bounds-checked: a value lying past
     ``filesize`` is a *corrupt* file, a value lying past ``len(buf)`` (but in
     the file) asks the caller for the whole file (``status == NEED_MORE``).
-``byteswap``, ``undo_hpredictor``, ``undo_fpredictor``, ``untile``
-    In-place byte swapping, TIFF predictor 2 / 3 decoding and tile assembly.
+``plan_simple``
+    The same parse, then the serving policy (``_decline``, the one place the
+    fast path's rule is written), then the one-read plan of a plain file.
+``byteswap``, ``untile``, ``plan_runs``
+    In-place byte swapping, tile assembly and merging of strips into read
+    runs.  Predictor decoding is imagecodecs' (``delta_decode``,
+    ``floatpred_decode``).
 
-The kernels neither allocate Python objects while the GIL is released nor
-raise; ``imgio._fasttiff`` validates their inputs and turns statuses into
-errors.  The implementation follows the public TIFF 6.0 and BigTIFF specs.
+Every Python-callable entry point checks its sizes in O(1) and raises
+ValueError before its nogil core runs; the cores neither allocate Python
+objects nor raise.  ``imgio._fasttiff`` turns statuses into errors.  The
+implementation follows the public TIFF 6.0 and BigTIFF specs.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
@@ -146,7 +152,10 @@ cdef inline uint64_t _uint_of(const uint8_t* p, uint64_t t, int be) noexcept nog
 
 
 cdef inline int _is_uint_type(uint64_t t) noexcept nogil:
-    return t == 1 or t == 3 or t == 4 or t == 13 or t == 16 or t == 18
+    # SHORT, LONG, LONG8 only: tifffile gives BYTE values as bytes and IFD types
+    # as offsets, which changes how it shapes the page (or makes it raise), so a
+    # needed tag of another type declines the file (``bad_type``)
+    return t == 3 or t == 4 or t == 16
 
 
 cdef inline int _corrupt(Info* info, int code, uint64_t detail) noexcept nogil:
@@ -246,19 +255,29 @@ cdef inline int _isspace(uint8_t c) noexcept nogil:
     return c == 32 or c == 9 or c == 10 or c == 13 or c == 11 or c == 12
 
 
-cdef int _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, Info* info) noexcept nogil:
-    """Parse ``a, b, c<close>`` into ``info.shaped``; 0 on success."""
+cdef inline int _isjsonspace(uint8_t c) noexcept nogil:
+    return c == 32 or c == 9 or c == 10 or c == 13
+
+
+cdef int64_t _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, int json,
+                         Info* info) noexcept nogil:
+    """Parse ``a, b, c<close>`` into ``info.shaped``; the index after ``close``, or -1.
+
+    ``json``: JSON's rules (no leading zeros, JSON whitespace only).
+    """
     cdef uint64_t i = 0
     cdef int64_t v
     cdef int digits
     info.shaped_ndim = 0
     while True:
-        while i < n and _isspace(s[i]):
+        while i < n and (_isjsonspace(s[i]) if json else _isspace(s[i])):
             i += 1
         if i < n and s[i] == close and info.shaped_ndim == 0:
-            return 0
+            return <int64_t>i + 1
         v = 0
         digits = 0
+        if json and i + 1 < n and s[i] == 48 and 48 <= s[i + 1] <= 57:
+            return -1   # a leading zero is not JSON: tifffile's json.loads fails
         while i < n and 48 <= s[i] <= 57:
             if v > <int64_t>100000000000000:
                 return -1
@@ -269,12 +288,12 @@ cdef int _parse_ints(const uint8_t* s, uint64_t n, uint8_t close, Info* info) no
             return -1
         info.shaped[info.shaped_ndim] = v
         info.shaped_ndim += 1
-        while i < n and _isspace(s[i]):
+        while i < n and (_isjsonspace(s[i]) if json else _isspace(s[i])):
             i += 1
         if i >= n:
             return -1
         if s[i] == close:
-            return 0
+            return <int64_t>i + 1
         if s[i] != 44:  # ','
             return -1
         i += 1
@@ -296,6 +315,10 @@ cdef int64_t _imagej_value(const uint8_t* s, uint64_t n, const char* key) noexce
     while i < n and 48 <= s[i] <= 57 and v < 1000000000:
         v = v * 10 + (s[i] - 48)
         i += 1
+    if i < n and s[i] != 10:
+        # tifffile int()s the rest of the line: anything but digits leaves it a
+        # string (and its ImageJ series raises): treat as "changes the shape"
+        return 1000000
     return v
 
 
@@ -328,17 +351,41 @@ cdef void _analyse_description(const uint8_t* s, uint64_t n, Info* info) noexcep
         info.desc_kind = D_OTHER
         return
     if s[0] == 123 and _contains(s, n, b'"shape":'):   # '{'
+        # tifffile json.loads this and raises if it is not JSON; only the canonical
+        # '{"shape": [a, b, ...]}' is verified here, any other JSON is tifffile's
         info.desc_kind = D_SHAPED
-        pos = _find(s, n, b'"shape":')
-        i = <uint64_t>pos + 8
-        while i < n and _isspace(s[i]):
+        i = 1
+        while i < n and _isjsonspace(s[i]):
             i += 1
-        if i >= n or s[i] != 91 or _parse_ints(s + i + 1, n - i - 1, 93, info) != 0:
+        if not _startswith(s + i, n - i, b'"shape":'):
+            info.desc_kind = D_OTHER
+            return
+        i += 8
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i >= n or s[i] != 91:
+            info.desc_kind = D_BADSHAPE
+            return
+        pos = _parse_ints(s + i + 1, n - i - 1, 93, 1, info)
+        if pos < 0:
+            info.desc_kind = D_BADSHAPE
+            return
+        i = i + 1 + <uint64_t>pos
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i >= n or s[i] != 125:   # '}'
+            info.desc_kind = D_OTHER if i < n and s[i] == 44 else D_BADSHAPE
+            return
+        i += 1
+        while i < n and _isjsonspace(s[i]):
+            i += 1
+        if i != n:
             info.desc_kind = D_BADSHAPE
         return
     if _startswith(s, n, b"shape="):
+        # tifffile: int() of each comma-separated item of description[7:-1]
         info.desc_kind = D_SHAPED
-        if n < 8 or s[6] != 40 or _parse_ints(s + 7, n - 7, 41, info) != 0:
+        if n < 8 or s[6] != 40 or _parse_ints(s + 7, n - 7, 41, 0, info) != <int64_t>(n - 7):
             info.desc_kind = D_BADSHAPE
         return
     # tail tests on the last 10 characters with whitespace stripped
@@ -390,12 +437,34 @@ cdef void _analyse_software(const uint8_t* s, uint64_t n, Info* info) noexcept n
 
 cdef int _scalar(const uint8_t* b, uint64_t t, uint64_t cnt, uint64_t vpos,
                  int be, uint64_t* out, Info* info) noexcept nogil:
-    """First value of an integer tag whose value is at ``b + vpos``; -1 if odd."""
-    if not _is_uint_type(t) or cnt == 0:
+    """The value of a one-value integer tag stored at ``b + vpos``; -1 if odd.
+
+    More than one value is odd too: tifffile then holds a tuple where it expects
+    a number, and shapes the page differently or raises.
+    """
+    if not _is_uint_type(t) or cnt != 1:
         info.bad_type = 1
         return -1
     out[0] = _uint_of(b + vpos, t, be)
     return 0
+
+
+cdef inline int _tag_bit(uint64_t tag) noexcept nogil:
+    """A bit per one-value tag the parser reads (-1 for others): duplicates are odd."""
+    if 254 <= tag <= 259:
+        return <int>(tag - 254)
+    if tag == 262: return 6
+    if tag == 266: return 7
+    if tag == 277: return 8
+    if tag == 278: return 9
+    if tag == 284: return 10
+    if tag == 317: return 11
+    if tag == 322: return 12
+    if tag == 323: return 13
+    if tag == 339: return 14
+    if tag == 32997: return 15
+    if tag == 32998: return 16
+    return -1
 
 
 cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
@@ -405,7 +474,8 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
     cdef uint64_t tag, t, cnt, size, vpos, v, first
     cdef uint64_t* visited
     cdef int64_t npages, k
-    cdef int dup
+    cdef int dup, bit
+    cdef uint64_t seen = 0
 
     if buflen < 4:
         if filesize >= 4:
@@ -480,6 +550,13 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
         # value/offset field: after tag(2) type(2) count(4|8)
         vpos = pos + (12 if big else 8)
         pos += entsize
+        bit = _tag_bit(tag)
+        if bit >= 0:
+            if seen & (<uint64_t>1 << bit):
+                # tifffile keeps the first of duplicated tags, this parser the
+                # last: rather than mimic it, a duplicate declines the file
+                info.bad_type = 1
+            seen |= <uint64_t>1 << bit
         if size == 0:
             # unknown type: tifffile skips such tags; we only care about ours
             if tag == 256 or tag == 257 or tag == 258 or tag == 259 or tag == 262 \
@@ -687,6 +764,8 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     cdef const uint8_t* p = NULL
     cdef uint64_t[::1] offs, cnts
     cdef uint8_t dummy = 0
+    cdef uint64_t detail = 0
+    cdef int code
     memset_info(&info)
     if buflen > filesize:
         buflen = filesize
@@ -708,8 +787,12 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
         with nogil:
             _read_uints(p, info.cnt_pos, info.cnt_type, info.cnt_count, info.bigendian,
                         &cnts[0])
+    code = _decline(&info, &detail)
     return {
         "status": 0,
+        "decline": code,
+        "reason": _reason(code, detail, info.sampleformat),
+        "header_size": _header_size(&info),
         "byteorder": ">" if info.bigendian else "<",
         "bigtiff": bool(info.bigtiff),
         "ifd_offset": info.ifd_offset,
@@ -762,97 +845,202 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     }
 
 
-cdef int _plain_ok(const Info* info) noexcept nogil:
-    """Whether ``imgio._fasttiff._decline`` serves the file *and* it is plain.
+# -- the serving policy (the only copy: imgio._fasttiff reads its verdict) ----------
+# Each rule says why the fast path does not serve a file; 0 means it does.  The
+# messages are formatted with the rule's detail value by ``decline_reason``.
+cdef enum Decline:
+    R_SERVED = 0
+    R_PAGES, R_UNKNOWN_TAG, R_FLAVOUR_TAG, R_SOFTWARE, R_BAD_TYPE, R_SUBIFDS
+    R_SUBFILE, R_PALETTE, R_NO_SIZE, R_EMPTY, R_DESCS, R_DESC_KIND, R_DESC2_KIND
+    R_HYPERSTACK, R_COMPRESSION, R_FILLORDER, R_VOLUMETRIC, R_GRAY_EXTRA
+    R_RGB_SAMPLES, R_PLANAR_RGB, R_PHOTOMETRIC, R_PLANAR, R_MIXED, R_BPS_COUNT
+    R_SF_COUNT, R_DTYPE, R_PRED_UNCOMPRESSED, R_PRED_HFLOAT, R_PRED_FINT
+    R_PREDICTOR, R_TILE_SIZE, R_TILE_TAGS, R_STRIP_TAGS, R_BOTH, R_RPS0, R_SHAPED
 
-    Plain: uncompressed chunky strips holding a gray or RGB(A) image of a
-    dtype numpy knows.  Mirrors the ``_decline`` rules one by one (the tests
-    check that every file this accepts, ``_decline`` accepts too, with the
-    same shape).  0 means "ask the full path", never "not served".
+_DECLINE_MESSAGES = {
+    R_PAGES: "more than one page",
+    R_UNKNOWN_TAG: "tag {d} is not known to be harmless",
+    R_FLAVOUR_TAG: "tag {d} marks a special TIFF flavour",
+    R_SOFTWARE: "the Software tag marks a special TIFF flavour",
+    R_BAD_TYPE: "a needed tag is duplicated, has an unexpected type or no value",
+    R_SUBIFDS: "SubIFDs",
+    R_SUBFILE: "reduced-resolution or mask subfile type",
+    R_PALETTE: "palette",
+    R_NO_SIZE: "no ImageWidth / ImageLength",
+    R_EMPTY: "empty image",
+    R_DESCS: "more than two ImageDescription tags",
+    R_DESC_KIND: "{k} description",
+    R_DESC2_KIND: "second ImageDescription is {k}",
+    R_HYPERSTACK: "ImageJ hyperstack",
+    R_COMPRESSION: "compression {d}",
+    R_FILLORDER: "FillOrder 2",
+    R_VOLUMETRIC: "volumetric (SGI ImageDepth)",
+    R_GRAY_EXTRA: "gray with extra samples",
+    R_RGB_SAMPLES: "RGB with {d} samples",
+    R_PLANAR_RGB: "planar separate RGB",
+    R_PHOTOMETRIC: "photometric {d}",
+    R_PLANAR: "planar configuration {d}",
+    R_MIXED: "samples of different types",
+    R_BPS_COUNT: "bitspersample_count does not match SamplesPerPixel",
+    R_SF_COUNT: "sampleformat_count does not match SamplesPerPixel",
+    R_DTYPE: "{d}-bit samples of format {e}",
+    R_PRED_UNCOMPRESSED: "predictor on uncompressed data",
+    R_PRED_HFLOAT: "horizontal predictor on float samples",
+    R_PRED_FINT: "floating-point predictor on integer samples",
+    R_PREDICTOR: "predictor {d}",
+    R_TILE_SIZE: "incomplete tile size",
+    R_TILE_TAGS: "tiled without TileOffsets / TileByteCounts",
+    R_STRIP_TAGS: "no StripOffsets / StripByteCounts",
+    R_BOTH: "both strips and tiles",
+    R_RPS0: "RowsPerStrip 0",
+    R_SHAPED: "shaped description differs from the image's shape",
+}
+
+
+cdef inline int _known_dtype(uint64_t sf, uint64_t bps) noexcept nogil:
+    if sf == 1 or sf == 2:
+        return bps == 8 or bps == 16 or bps == 32 or bps == 64
+    if sf == 3:
+        return bps == 16 or bps == 32 or bps == 64
+    return 0
+
+
+cdef int _decline(const Info* info, uint64_t* detail) noexcept nogil:
+    """The rule by which the fast path declines the parsed file, or R_SERVED.
+
+    Never "damaged": damage is the parser's status and ``_fasttiff._geometry``'s.
+    ``detail`` receives the value a message names (a tag, a compression, ...).
     """
-    cdef int i
-    if info.status != OK or info.n_pages != 1:
-        return 0
-    if info.unknown_tag or info.flavour_tag or info.software_flavour or info.bad_type:
-        return 0
-    if info.n_subifds or info.has_colormap:
-        return 0
-    if not (info.subfiletype == 0 or info.subfiletype == 2):
-        return 0
-    if info.has_oldsubfiletype and info.oldsubfiletype != 1:
-        return 0
-    if not info.has_width or not info.has_length or info.width == 0 or info.length == 0:
-        return 0
+    cdef int tiled
+    detail[0] = 0
+    if info.n_pages != 1:
+        return R_PAGES
+    if info.unknown_tag:
+        detail[0] = <uint64_t>info.unknown_tag
+        return R_UNKNOWN_TAG
+    if info.flavour_tag:
+        detail[0] = <uint64_t>info.flavour_tag
+        return R_FLAVOUR_TAG
+    if info.software_flavour:
+        return R_SOFTWARE
+    if info.bad_type:
+        return R_BAD_TYPE
+    if info.n_subifds:
+        return R_SUBIFDS
+    if not (info.subfiletype == 0 or info.subfiletype == 2) or (
+            info.has_oldsubfiletype and info.oldsubfiletype != 1):
+        return R_SUBFILE
+    if info.has_colormap:
+        return R_PALETTE
+    if not info.has_width or not info.has_length:
+        return R_NO_SIZE
+    if info.width == 0 or info.length == 0:
+        return R_EMPTY
     if info.n_desc > 2:
-        return 0
-    if not (info.desc_kind == D_NONE or info.desc_kind == D_PLAIN
-            or info.desc_kind == D_SHAPED or info.desc_kind == D_IMAGEJ):
-        return 0
+        return R_DESCS
+    if info.desc_kind == D_OME or info.desc_kind == D_OTHER or info.desc_kind == D_BADSHAPE:
+        detail[0] = <uint64_t>info.desc_kind
+        return R_DESC_KIND
     if info.n_desc > 1 and (info.desc2_kind == D_BADSHAPE or info.desc2_kind == D_IMAGEJ):
-        return 0
+        detail[0] = <uint64_t>info.desc2_kind
+        return R_DESC2_KIND
     if info.desc_kind == D_IMAGEJ and info.imagej_nd > 1:
-        return 0
-    if info.compression != 1 or info.predictor != 1 or info.fillorder != 1:
-        return 0
+        return R_HYPERSTACK
+    if not (info.compression == 1 or info.compression == 8 or info.compression == 32946):
+        detail[0] = info.compression
+        return R_COMPRESSION
+    if info.fillorder != 1:
+        return R_FILLORDER
     if info.imagedepth != 1 or info.tiledepth != 1:
-        return 0
+        return R_VOLUMETRIC
     if not info.has_photometric:
-        return 0
+        detail[0] = <uint64_t>-1
+        return R_PHOTOMETRIC
     if info.photometric == 1:
         if info.spp != 1:
-            return 0
+            return R_GRAY_EXTRA
     elif info.photometric == 2:
-        if not (info.spp == 3 or info.spp == 4) or info.planar != 1:
-            return 0
+        if not (info.spp == 3 or info.spp == 4):
+            detail[0] = info.spp
+            return R_RGB_SAMPLES
+        if info.planar != 1:
+            return R_PLANAR_RGB
     else:
-        return 0
-    if info.planar != 1 or info.bps_mixed or info.sf_mixed:
-        return 0
+        detail[0] = info.photometric
+        return R_PHOTOMETRIC
+    if not (info.planar == 1 or info.planar == 2):
+        detail[0] = info.planar
+        return R_PLANAR
+    if info.bps_mixed or info.sf_mixed:
+        return R_MIXED
     if not (info.bps_count == 0 or info.bps_count == 1 or info.bps_count == info.spp):
-        return 0
+        return R_BPS_COUNT
     if not (info.sf_count == 0 or info.sf_count == 1 or info.sf_count == info.spp):
-        return 0
-    if info.sampleformat == 1 or info.sampleformat == 2:
-        if not (info.bps == 8 or info.bps == 16 or info.bps == 32 or info.bps == 64):
-            return 0
-    elif info.sampleformat == 3:
-        if not (info.bps == 16 or info.bps == 32 or info.bps == 64):
-            return 0
-    else:
-        return 0
-    if info.has_tilewidth or info.has_tilelength:
-        return 0
-    if info.off_tag != 273 or info.cnt_tag != 279 or info.n_offtags != 1 or info.n_cnttags != 1:
-        return 0
-    if info.has_rps and info.rowsperstrip == 0:
-        return 0
+        return R_SF_COUNT
+    if not _known_dtype(info.sampleformat, info.bps):
+        detail[0] = info.bps
+        return R_DTYPE
+    if info.predictor != 1:
+        if info.compression == 1:
+            return R_PRED_UNCOMPRESSED
+        if info.predictor == 2 and info.sampleformat == 3:
+            return R_PRED_HFLOAT
+        if info.predictor == 3 and info.sampleformat != 3:
+            return R_PRED_FINT
+        if not (info.predictor == 2 or info.predictor == 3):
+            detail[0] = info.predictor
+            return R_PREDICTOR
+    tiled = info.has_tilewidth or info.has_tilelength
+    if tiled:
+        if not info.has_tilewidth or not info.has_tilelength or info.tilewidth == 0 \
+                or info.tilelength == 0:
+            return R_TILE_SIZE
+        if info.off_tag != 324 or info.cnt_tag != 325:
+            return R_TILE_TAGS
+    elif info.off_tag != 273 or info.cnt_tag != 279:
+        return R_STRIP_TAGS
+    if info.n_offtags != 1 or info.n_cnttags != 1:
+        return R_BOTH
+    if not tiled and info.has_rps and info.rowsperstrip == 0:
+        return R_RPS0
     if info.has_shaped:
         if info.spp == 1:
             if info.shaped_ndim != 2:
-                return 0
+                return R_SHAPED
         elif info.shaped_ndim != 3 or <uint64_t>info.shaped[2] != info.spp:
-            return 0
+            return R_SHAPED
         if <uint64_t>info.shaped[0] != info.length or <uint64_t>info.shaped[1] != info.width:
-            return 0
-    return 1
+            return R_SHAPED
+    return R_SERVED
+
+
+def _reason(int code, uint64_t detail, uint64_t sampleformat):
+    if code == R_SERVED:
+        return None
+    msg = _DECLINE_MESSAGES[code]
+    return msg.format(d=detail, e=sampleformat, k=_KIND_NAMES.get(<int>detail))
+
+
+cdef inline uint64_t _header_size(const Info* info) noexcept nogil:
+    return 16 if info.bigtiff else 8
 
 
 def plan_simple(const unsigned char[::1] buf, uint64_t filesize):
     """The read of a plain file as one contiguous run, or ``None``.
 
-    ``buf`` holds the file's first bytes.  For a single-page TIFF of
-    uncompressed, chunky, gray or RGB(A) strips stored back to back (what
-    ``tifffile.imwrite`` and most acquisition software write) whose every
-    strip lies inside the file: ``(length, width, samplesperpixel,
-    sampleformat, bitspersample, bigendian, offset)``, the pixels being the
-    ``length * width * spp * bps / 8`` bytes at ``offset``.  ``None`` for
-    everything else, including damaged files: the full parse then decides
-    (and names the damage).
+    ``buf`` holds the file's first bytes.  For a file the serving policy
+    (``_decline``) accepts that is uncompressed and striped, with its strips
+    stored back to back (what ``tifffile.imwrite`` and most acquisition
+    software write) and every strip inside the file past the header:
+    ``(length, width, samplesperpixel, sampleformat, bitspersample, bigendian,
+    offset)``, the pixels being the ``length * width * spp * bps / 8`` bytes at
+    ``offset``.  ``None`` for everything else, including damaged files: the
+    full parse then decides (and names the damage).
     """
     cdef Info info
     cdef uint64_t buflen = buf.shape[0]
     cdef const uint8_t* p = NULL
-    cdef uint64_t rps, nseg, segbytes, total, i, o, c, first = 0, need
+    cdef uint64_t rps, nseg, segbytes, total, i, o, c, first = 0, need, detail
     cdef int osize, csize
     if buflen == 0:
         return None
@@ -862,7 +1050,10 @@ def plan_simple(const unsigned char[::1] buf, uint64_t filesize):
     memset_info(&info)
     with nogil:
         _parse(p, buflen, filesize, 2, &info)
-    if not _plain_ok(&info):
+    if info.status != OK or _decline(&info, &detail) != R_SERVED:
+        return None
+    if info.compression != 1 or info.has_tilewidth or info.has_tilelength \
+            or info.planar != 1:
         return None
     segbytes = info.width * info.spp * (info.bps // 8)  # one row
     if segbytes // info.width != info.spp * (info.bps // 8):
@@ -887,8 +1078,8 @@ def plan_simple(const unsigned char[::1] buf, uint64_t filesize):
         need = segbytes if segbytes < total - i * segbytes else total - i * segbytes
         if c < need or o > filesize or c > filesize - o:
             return None
-    if first > filesize or total > filesize - first:
-        return None
+    if first < _header_size(&info) or first > filesize or total > filesize - first:
+        return None  # an offset inside the header is damage: the full path names it
     return (info.length, info.width, info.spp, info.sampleformat, info.bps,
             bool(info.bigendian), first)
 
@@ -901,119 +1092,54 @@ cdef void memset_info(Info* info) noexcept nogil:
 
 
 # -- pixel kernels -----------------------------------------------------------------
-cpdef void byteswap(unsigned char[::1] buf, int itemsize) noexcept nogil:
-    """Reverse the bytes of every ``itemsize``-byte item of ``buf`` in place."""
-    cdef Py_ssize_t n = buf.shape[0] // itemsize
+# Python-callable entry points check every size in O(1) and raise ValueError
+# before the nogil core runs: no argument values make them touch memory
+# outside the buffers they were given.
+
+cdef void _byteswap(uint8_t* buf, Py_ssize_t n, int itemsize) noexcept nogil:
     cdef Py_ssize_t i
-    cdef uint16_t* p16
-    cdef uint32_t* p32
-    cdef uint64_t* p64
     cdef uint16_t a
     cdef uint32_t c
     cdef uint64_t d
-    if n == 0:
-        return
     if itemsize == 2:
-        p16 = <uint16_t*>&buf[0]
         for i in range(n):
-            a = p16[i]
-            p16[i] = <uint16_t>((a >> 8) | (a << 8))
+            memcpy(&a, buf + 2 * i, 2)
+            a = <uint16_t>((a >> 8) | (a << 8))
+            memcpy(buf + 2 * i, &a, 2)
     elif itemsize == 4:
-        p32 = <uint32_t*>&buf[0]
         for i in range(n):
-            c = p32[i]
-            p32[i] = ((c >> 24) | ((c >> 8) & 0xFF00u) | ((c << 8) & 0xFF0000u) | (c << 24))
+            memcpy(&c, buf + 4 * i, 4)
+            c = ((c >> 24) | ((c >> 8) & 0xFF00u) | ((c << 8) & 0xFF0000u) | (c << 24))
+            memcpy(buf + 4 * i, &c, 4)
     elif itemsize == 8:
-        p64 = <uint64_t*>&buf[0]
         for i in range(n):
-            d = p64[i]
+            memcpy(&d, buf + 8 * i, 8)
             d = ((d & 0x00000000FFFFFFFFull) << 32) | ((d & 0xFFFFFFFF00000000ull) >> 32)
             d = ((d & 0x0000FFFF0000FFFFull) << 16) | ((d & 0xFFFF0000FFFF0000ull) >> 16)
             d = ((d & 0x00FF00FF00FF00FFull) << 8) | ((d & 0xFF00FF00FF00FF00ull) >> 8)
-            p64[i] = d
+            memcpy(buf + 8 * i, &d, 8)
 
 
-cpdef void undo_hpredictor(unsigned char[::1] buf, Py_ssize_t rows, Py_ssize_t rowsamples,
-                           int spp, int itemsize) noexcept nogil:
-    """Undo TIFF horizontal differencing (predictor 2) in place, native byte order.
+def byteswap(unsigned char[::1] buf, int itemsize):
+    """Reverse the bytes of every ``itemsize``-byte item of ``buf`` in place.
 
-    ``buf`` holds ``rows`` rows of ``rowsamples`` samples (pixels * spp) of
-    ``itemsize`` bytes; sample ``k`` of a row adds sample ``k - spp``, with
-    unsigned wrap-around (identical to two's-complement signed arithmetic).
+    Releases the GIL.  ``itemsize`` is 1, 2, 4 or 8 and must divide
+    ``len(buf)`` (ValueError otherwise).
     """
-    cdef Py_ssize_t r, k
-    cdef uint8_t* p8
-    cdef uint16_t* p16
-    cdef uint32_t* p32
-    cdef uint64_t* p64
-    if rows <= 0 or rowsamples <= spp or <Py_ssize_t>buf.shape[0] < rows * rowsamples * itemsize:
+    cdef Py_ssize_t n = buf.shape[0]
+    if itemsize not in (1, 2, 4, 8):
+        raise ValueError(f"itemsize must be 1, 2, 4 or 8, not {itemsize}")
+    if n % itemsize:
+        raise ValueError(f"a buffer of {n} bytes does not hold whole {itemsize}-byte items")
+    if n == 0 or itemsize == 1:
         return
-    if itemsize == 1:
-        for r in range(rows):
-            p8 = <uint8_t*>&buf[0] + r * rowsamples
-            for k in range(spp, rowsamples):
-                p8[k] = <uint8_t>(p8[k] + p8[k - spp])
-    elif itemsize == 2:
-        for r in range(rows):
-            p16 = <uint16_t*>&buf[0] + r * rowsamples
-            for k in range(spp, rowsamples):
-                p16[k] = <uint16_t>(p16[k] + p16[k - spp])
-    elif itemsize == 4:
-        for r in range(rows):
-            p32 = <uint32_t*>&buf[0] + r * rowsamples
-            for k in range(spp, rowsamples):
-                p32[k] = <uint32_t>(p32[k] + p32[k - spp])
-    elif itemsize == 8:
-        for r in range(rows):
-            p64 = <uint64_t*>&buf[0] + r * rowsamples
-            for k in range(spp, rowsamples):
-                p64[k] = p64[k] + p64[k - spp]
+    with nogil:
+        _byteswap(&buf[0], n // itemsize, itemsize)
 
 
-cpdef int undo_fpredictor(unsigned char[::1] buf, Py_ssize_t rows, Py_ssize_t rowsamples,
-                          int spp, int itemsize, bint little) noexcept nogil:
-    """Undo the TIFF floating-point predictor (3) in place.
-
-    Each encoded row holds the ``itemsize`` byte planes of its samples, most
-    significant plane first, then byte-wise horizontal differencing with a
-    stride of ``spp`` over the whole row.  Output is in native order when
-    ``little`` says whether native is little-endian.  Returns -1 on failure
-    (allocation).
-    """
-    cdef Py_ssize_t rowbytes = rowsamples * itemsize
-    cdef Py_ssize_t r, k, j
-    cdef uint8_t* row
-    cdef uint8_t* tmp
-    if rows <= 0 or rowsamples <= 0 or <Py_ssize_t>buf.shape[0] < rows * rowbytes:
-        return 0
-    tmp = <uint8_t*>malloc(<size_t>rowbytes)
-    if tmp == NULL:
-        return -1
-    for r in range(rows):
-        row = &buf[0] + r * rowbytes
-        for k in range(spp, rowbytes):
-            row[k] = <uint8_t>(row[k] + row[k - spp])
-        memcpy(tmp, row, <size_t>rowbytes)
-        for k in range(rowsamples):
-            for j in range(itemsize):
-                # plane j holds the j-th most significant byte
-                if little:
-                    row[k * itemsize + (itemsize - 1 - j)] = tmp[j * rowsamples + k]
-                else:
-                    row[k * itemsize + j] = tmp[j * rowsamples + k]
-    free(tmp)
-    return 0
-
-
-cpdef void untile(const unsigned char[::1] tiles, unsigned char[::1] out,
-                  Py_ssize_t height, Py_ssize_t width, Py_ssize_t tilelength,
-                  Py_ssize_t tilewidth, Py_ssize_t pixelbytes) noexcept nogil:
-    """Copy full tiles (row-major tile order) into a ``height x width`` image.
-
-    Edge tiles are cropped.  Preconditions (checked by the caller):
-    ``len(tiles) >= ntiles * tilelength * tilewidth * pixelbytes`` and
-    ``len(out) >= height * width * pixelbytes``.
-    """
+cdef void _untile(const uint8_t* tiles, uint8_t* out, Py_ssize_t height, Py_ssize_t width,
+                  Py_ssize_t tilelength, Py_ssize_t tilewidth,
+                  Py_ssize_t pixelbytes) noexcept nogil:
     cdef Py_ssize_t across = (width + tilewidth - 1) // tilewidth
     cdef Py_ssize_t down = (height + tilelength - 1) // tilelength
     cdef Py_ssize_t tilebytes = tilelength * tilewidth * pixelbytes
@@ -1021,42 +1147,92 @@ cpdef void untile(const unsigned char[::1] tiles, unsigned char[::1] out,
     cdef Py_ssize_t orow = width * pixelbytes
     cdef Py_ssize_t ty, tx, y, y0, x0, ny, nx
     cdef const uint8_t* src
-    if height <= 0 or width <= 0:
-        return
     for ty in range(down):
         y0 = ty * tilelength
         ny = tilelength if y0 + tilelength <= height else height - y0
         for tx in range(across):
             x0 = tx * tilewidth
             nx = tilewidth if x0 + tilewidth <= width else width - x0
-            src = &tiles[0] + (ty * across + tx) * tilebytes
+            src = tiles + (ty * across + tx) * tilebytes
             for y in range(ny):
-                memcpy(&out[0] + (y0 + y) * orow + x0 * pixelbytes, src + y * trow,
+                memcpy(out + (y0 + y) * orow + x0 * pixelbytes, src + y * trow,
                        <size_t>(nx * pixelbytes))
 
 
-cpdef int plan_runs(const uint64_t[::1] offsets, const uint64_t[::1] counts,
-                    Py_ssize_t stride, Py_ssize_t total, int64_t[:, ::1] runs) noexcept nogil:
-    """Merge uncompressed strips into contiguous read runs.
+_SSIZE_MAX = (1 << 63) - 1
 
-    Strip ``i`` supplies ``min(stride, total - i*stride)`` bytes at
-    ``offsets[i]`` to output byte ``i*stride``.  Consecutive strips that sit
-    back to back in the file become one run ``(file_offset, out_offset,
-    length)`` in ``runs``.  Returns the number of runs.
+
+def untile(const unsigned char[::1] tiles, unsigned char[::1] out,
+           Py_ssize_t height, Py_ssize_t width, Py_ssize_t tilelength,
+           Py_ssize_t tilewidth, Py_ssize_t pixelbytes):
+    """Copy full tiles (row-major tile order) into a ``height x width`` image.
+
+    Edge tiles are cropped.  Releases the GIL.  Raises ValueError unless every
+    size is positive, ``len(tiles) >= ntiles * tilelength * tilewidth *
+    pixelbytes`` and ``len(out) >= height * width * pixelbytes``.
     """
-    cdef Py_ssize_t n = offsets.shape[0]
+    if height <= 0 or width <= 0 or tilelength <= 0 or tilewidth <= 0 or pixelbytes <= 0:
+        raise ValueError(f"untile needs positive sizes, got image {height}x{width}, "
+                         f"tiles {tilelength}x{tilewidth}, {pixelbytes} bytes per pixel")
+    # Python integers (``object``): no overflow in the checks
+    cdef object H = height, W = width, TL = tilelength, TW = tilewidth, PX = pixelbytes
+    cdef object across = -(-W // TW)
+    cdef object down = -(-H // TL)
+    cdef object need_tiles = across * down * TL * TW * PX
+    cdef object need_out = H * W * PX
+    if need_tiles > _SSIZE_MAX or need_out > _SSIZE_MAX:
+        raise ValueError("untile: the sizes overflow")
+    if tiles.shape[0] < need_tiles:
+        raise ValueError(f"untile: {down * across} tiles need {need_tiles} bytes, "
+                         f"got {tiles.shape[0]}")
+    if out.shape[0] < need_out:
+        raise ValueError(f"untile: a {height}x{width} image needs {need_out} bytes, "
+                         f"got {out.shape[0]}")
+    with nogil:
+        _untile(&tiles[0], &out[0], height, width, tilelength, tilewidth, pixelbytes)
+
+
+cdef Py_ssize_t _plan_runs(const uint64_t* offsets, Py_ssize_t n, Py_ssize_t stride,
+                           Py_ssize_t total, int64_t* runs) noexcept nogil:
     cdef Py_ssize_t i, nr = 0
     cdef int64_t need
     for i in range(n):
         need = stride if (i + 1) * stride <= total else total - i * stride
         if need <= 0:
             break
-        if (nr > 0 and <uint64_t>(runs[nr - 1, 0] + runs[nr - 1, 2]) == offsets[i]
-                and runs[nr - 1, 1] + runs[nr - 1, 2] == i * stride):
-            runs[nr - 1, 2] += need
+        if (nr > 0 and <uint64_t>(runs[3 * nr - 3] + runs[3 * nr - 1]) == offsets[i]
+                and runs[3 * nr - 2] + runs[3 * nr - 1] == i * stride):
+            runs[3 * nr - 1] += need
         else:
-            runs[nr, 0] = <int64_t>offsets[i]
-            runs[nr, 1] = i * stride
-            runs[nr, 2] = need
+            runs[3 * nr] = <int64_t>offsets[i]
+            runs[3 * nr + 1] = i * stride
+            runs[3 * nr + 2] = need
             nr += 1
-    return <int>nr
+    return nr
+
+
+def plan_runs(const uint64_t[::1] offsets, Py_ssize_t stride, Py_ssize_t total,
+              int64_t[:, ::1] runs):
+    """Merge uncompressed strips into contiguous read runs; the number of runs.
+
+    Strip ``i`` supplies ``min(stride, total - i*stride)`` bytes at
+    ``offsets[i]`` to output byte ``i*stride``.  Consecutive strips that sit
+    back to back in the file become one run ``(file_offset, out_offset,
+    length)`` in ``runs``.  Releases the GIL.  Raises ValueError unless
+    ``stride > 0``, ``0 <= total <= len(offsets) * stride`` and ``runs`` has
+    shape ``(>= len(offsets), 3)``.
+    """
+    cdef Py_ssize_t n = offsets.shape[0]
+    cdef Py_ssize_t i
+    if stride <= 0 or total < 0:
+        raise ValueError(f"plan_runs needs stride > 0 and total >= 0, got {stride}, {total}")
+    if total > <object>n * <object>stride:   # Python integers: no overflow
+        raise ValueError(f"plan_runs: {n} strips of {stride} bytes cannot supply {total}")
+    if runs.shape[1] != 3 or runs.shape[0] < n:
+        raise ValueError(f"plan_runs: runs must have shape ({n}, 3), not "
+                         f"({runs.shape[0]}, {runs.shape[1]})")
+    if n == 0:
+        return 0
+    with nogil:
+        i = _plan_runs(&offsets[0], n, stride, total, &runs[0, 0])
+    return i

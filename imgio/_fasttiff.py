@@ -15,15 +15,23 @@ header and first IFD from it with the GIL released (or, when the IFD or its
 arrays lie further in, from a read-only ``mmap`` of the file); uncompressed
 strips are read with ``preadv`` straight into the output (merged into one
 call when they sit back to back); compressed segments are decoded straight
-into the output (strips) or a tile buffer (tiles); byte swapping, predictor
-undo and tile assembly are nogil kernels.
+into the output (strips) or a tile buffer (tiles) by imagecodecs, which checks
+each stream to its end and its adler32 checksum; byte swapping and tile
+assembly are nogil kernels, predictor undo is imagecodecs' (``delta_decode``,
+``floatpred_decode``).
+
+Which files are served is decided once, in Cython (``tiffparse._decline``);
+damage is decided here (:func:`_geometry`): segments starting at offset 0 or
+inside the header, past the end, too short, tiles expanding far beyond the
+image, streams that do not end where the segment does.  Every allocation sized
+by the file (the image, the tile buffer, the compressed bytes) passes
+:func:`imgio.core.limits.check_nbytes` first.
 """
 from __future__ import annotations
 
 import mmap
 import os
 import sys
-import zlib
 from typing import Any
 
 import numpy as np
@@ -32,12 +40,10 @@ from ._ext import tiffparse as _tp
 from .core.limits import check_nbytes
 from .errors import CorruptFileError, DTypeError, ShapeError
 
-try:  # imagecodecs decodes straight into the output buffer
-    from imagecodecs import ZlibError as _ZlibError
-    from imagecodecs import zlib_decode as _zlib_decode
-except ImportError:  # pragma: no cover - imagecodecs is a dependency
-    _zlib_decode = None
-    _ZlibError = zlib.error
+from imagecodecs import ZlibError as _ZlibError
+from imagecodecs import delta_decode as _delta_decode
+from imagecodecs import floatpred_decode as _floatpred_decode
+from imagecodecs import zlib_decode as _zlib_decode
 
 __all__ = ["read_simple", "parse", "why_not"]
 
@@ -46,8 +52,11 @@ _HEAD = 4096               # bytes read up front; tifffile puts the IFD at offse
 _PARSE_PAGES = 1024        # page-count limit of parse()
 _LITTLE = sys.byteorder == "little"
 _NATIVE = "<" if _LITTLE else ">"
-_DEFLATE = (8, 32946)
 _DEFLATE_RATIO = 1032      # no deflate stream expands more than this
+# tiles may overhang the image (a 16x16 image in one 256x256 tile is legal) but a
+# tile buffer larger than this is a bomb, refused before it is allocated
+_TILE_SLACK = 4            # x the image's bytes ...
+_TILE_SLACK_BYTES = 16 << 20   # ... plus this
 
 _CORRUPT_MESSAGES = {
     1: "the file ends inside the TIFF header (file size {d})",
@@ -133,89 +142,12 @@ def why_not(source: Any) -> str | None:
 
 # -- the serving decision ------------------------------------------------------------
 def _decline(info: dict) -> str | None:
-    """Reason the fast path does not serve this file, or ``None``."""
-    if info["n_pages"] != 1:
-        return "more than one page"
-    if info["unknown_tag"]:
-        return f"tag {info['unknown_tag']} is not known to be harmless"
-    if info["flavour_tag"]:
-        return f"tag {info['flavour_tag']} marks a special TIFF flavour"
-    if info["software_flavour"]:
-        return "the Software tag marks a special TIFF flavour"
-    if info["bad_type"]:
-        return "a needed tag has an unexpected type or no value"
-    if info["n_subifds"]:
-        return "SubIFDs"
-    if info["newsubfiletype"] not in (0, 2) or info["subfiletype"] not in (None, 1):
-        return "reduced-resolution or mask subfile type"
-    if info["colormap"]:
-        return "palette"
-    if info["width"] is None or info["length"] is None:
-        return "no ImageWidth / ImageLength"
-    if info["width"] == 0 or info["length"] == 0:
-        return "empty image"
-    if info["n_descriptions"] > 2:
-        return "more than two ImageDescription tags"
-    kind = info["description_kind"]
-    if kind in ("ome", "other", "badshape"):
-        return f"{kind} description"
-    if info["description2_kind"] in ("badshape", "imagej"):
-        return f"second ImageDescription is {info['description2_kind']}"
-    if kind == "imagej" and info["imagej_nd"] > 1:
-        return "ImageJ hyperstack"
-    if info["compression"] not in (1,) + _DEFLATE:
-        return f"compression {info['compression']}"
-    if info["fillorder"] != 1:
-        return "FillOrder 2"
-    if info["imagedepth"] != 1 or info["tiledepth"] != 1:
-        return "volumetric (SGI ImageDepth)"
-    photometric, spp = info["photometric"], info["samplesperpixel"]
-    if photometric == 1:
-        if spp != 1:
-            return "gray with extra samples"
-    elif photometric == 2:
-        if spp not in (3, 4):
-            return f"RGB with {spp} samples"
-        if info["planarconfig"] != 1:
-            return "planar separate RGB"
-    else:
-        return f"photometric {photometric}"
-    if info["planarconfig"] not in (1, 2):
-        return f"planar configuration {info['planarconfig']}"
-    if info["bitspersample_mixed"] or info["sampleformat_mixed"]:
-        return "samples of different types"
-    for key in ("bitspersample_count", "sampleformat_count"):
-        if info[key] not in (0, 1, spp):
-            return f"{key} does not match SamplesPerPixel"
-    if (info["sampleformat"], info["bitspersample"]) not in _DTYPES:
-        return f"{info['bitspersample']}-bit samples of format {info['sampleformat']}"
-    predictor = info["predictor"]
-    if predictor != 1:
-        if info["compression"] == 1:
-            return "predictor on uncompressed data"
-        if predictor == 2 and info["sampleformat"] == 3:
-            return "horizontal predictor on float samples"
-        if predictor == 3 and info["sampleformat"] != 3:
-            return "floating-point predictor on integer samples"
-        if predictor not in (2, 3):
-            return f"predictor {predictor}"
-    tiled = info["tilewidth"] is not None or info["tilelength"] is not None
-    if tiled:
-        if not info["tilewidth"] or not info["tilelength"]:
-            return "incomplete tile size"
-        if info["offsets_tag"] != 324 or info["bytecounts_tag"] != 325:
-            return "tiled without TileOffsets / TileByteCounts"
-    elif info["offsets_tag"] != 273 or info["bytecounts_tag"] != 279:
-        return "no StripOffsets / StripByteCounts"
-    if info["n_offsets_tags"] != 1 or info["n_bytecounts_tags"] != 1:
-        return "both strips and tiles"
-    if not tiled and info["rowsperstrip"] == 0:
-        return "RowsPerStrip 0"
-    if info["shaped_shape"] is not None:
-        shape, _ = _layout(info)
-        if tuple(info["shaped_shape"]) != shape:
-            return f"shaped description {info['shaped_shape']} differs from {shape}"
-    return None
+    """Reason the fast path does not serve this file, or ``None``.
+
+    The rule is written once, in Cython (``tiffparse._decline``); the parse
+    carries its verdict.
+    """
+    return info["reason"]
 
 
 def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
@@ -302,9 +234,9 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     if info is None or _decline(info) is not None:
         return None
     shape, dtype = _layout(info)
-    geometry = _geometry(info, size, name)
+    geometry = _geometry(info, size, name, max_bytes)
     target = _target(out, shape, dtype, name, max_bytes)
-    _read_pixels(fd, info, geometry, target, name)
+    _read_pixels(fd, info, geometry, target, name, max_bytes)
     return target
 
 
@@ -354,7 +286,7 @@ def _pread_into(fd: int, view: memoryview, offset: int, name: str) -> None:
         done += n
 
 
-def _geometry(info: dict, size: int, name: str) -> dict:
+def _geometry(info: dict, size: int, name: str, max_bytes: Any) -> dict:
     """Check every segment against the file before anything is allocated."""
     h, w = int(info["length"]), int(info["width"])
     spp = int(info["samplesperpixel"])
@@ -381,10 +313,17 @@ def _geometry(info: dict, size: int, name: str) -> dict:
                              f"{nseg} {kind}s")
     off_list = offsets.tolist()
     cnt_list = counts.tolist()
+    header = int(info["header_size"])
     for i, (o, c) in enumerate(zip(off_list, cnt_list)):
+        if o < header:
+            raise _corrupt(name, f"{kind} {i} starts at offset {o}, inside the "
+                                 f"{header}-byte TIFF header")
         if o > size or c > size - o:
             raise _corrupt(name, f"{kind} {i} ({c} bytes at offset {o}) runs past the end "
                                  f"of the file ({size} bytes)")
+    if tiled and nseg * segbytes > _TILE_SLACK * total + _TILE_SLACK_BYTES:
+        raise _corrupt(name, f"{nseg} tiles of {tl}x{tw} pixels ({nseg * segbytes} bytes) "
+                             f"for a {h}x{w} image: the tiles expand far beyond the image")
     if not compressed:
         for i, c in enumerate(cnt_list):
             need = segbytes if tiled else min(segbytes, total - i * segbytes)
@@ -393,22 +332,28 @@ def _geometry(info: dict, size: int, name: str) -> dict:
     elif nseg * segbytes > _DEFLATE_RATIO * sum(cnt_list) + 65536:
         raise _corrupt(name, f"{sum(cnt_list)} compressed bytes cannot hold a "
                              f"{h}x{w}x{spp} image of {itemsize}-byte samples")
+    if tiled:  # the tile buffer is sized by the file: the guard first
+        check_nbytes((nseg, tl, tw, pixelbytes), np.uint8, name, max_bytes)
     return dict(h=h, w=w, spp=spp, itemsize=itemsize, pixelbytes=pixelbytes, total=total,
                 tiled=tiled, compressed=compressed, nseg=nseg, segbytes=segbytes,
                 tw=tw, tl=tl, off_list=off_list, cnt_list=cnt_list)
 
 
-def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str) -> None:
+def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str,
+                 max_bytes: Any = None) -> None:
     h, w, spp, itemsize = g["h"], g["w"], g["spp"], g["itemsize"]
     nseg, segbytes, total = g["nseg"], g["segbytes"], g["total"]
     tiled, compressed = g["tiled"], g["compressed"]
     tw, tl = g["tw"], g["tl"]
     off_list, cnt_list = g["off_list"], g["cnt_list"]
     pixelbytes = g["pixelbytes"]
-    offsets, counts = info["offsets"], info["bytecounts"]
     flat = memoryview(arr).cast("B") if arr.size else memoryview(bytearray(0))
     swap = info["byteorder"] != _NATIVE and itemsize > 1
     predictor = info["predictor"]
+    native = arr.dtype
+    # floating-point prediction cannot decode in place: each segment is inflated
+    # into one reused segment buffer and un-predicted from there into its place
+    scratch = memoryview(bytearray(segbytes)) if predictor == 3 else None
 
     if not tiled:
         if not compressed and nseg == 1:
@@ -416,54 +361,75 @@ def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str) -> No
             _pread_into(fd, flat[:total], off_list[0], name)
         elif not compressed:
             runs = np.empty((nseg, 3), dtype=np.int64)
-            nr = _tp.plan_runs(offsets, counts, segbytes, total, runs)
+            nr = _tp.plan_runs(info["offsets"], segbytes, total, runs)
             for fo, oo, ln in runs[:nr].tolist():
                 _pread_into(fd, flat[oo:oo + ln], fo, name)
         else:
-            data = _read_segments(fd, off_list, cnt_list, name)
+            data = _read_segments(fd, off_list, cnt_list, name, max_bytes)
             for i in range(nseg):
                 start = i * segbytes
                 need = min(segbytes, total - start)
-                _decode_into(data[i], flat[start:start + need], name, i)
+                dst = flat[start:start + need]
+                if scratch is None:
+                    _decode_into(data[i], dst, name, i)
+                else:
+                    _decode_into(data[i], scratch[:need], name, i)
+                    _unpredict_float(scratch[:need], dst, need // (tw * pixelbytes), tw,
+                                     spp, native)
         dest = flat
         rows = h
     else:
-        tiles = bytearray(nseg * segbytes)
+        tiles = bytearray(nseg * segbytes)   # guarded in _geometry
         tview = memoryview(tiles)
         if not compressed:
             for i in range(nseg):
                 _pread_into(fd, tview[i * segbytes:(i + 1) * segbytes], off_list[i], name)
         else:
-            data = _read_segments(fd, off_list, cnt_list, name)
+            data = _read_segments(fd, off_list, cnt_list, name, max_bytes)
             for i in range(nseg):
-                _decode_into(data[i], tview[i * segbytes:(i + 1) * segbytes], name, i)
+                dst = tview[i * segbytes:(i + 1) * segbytes]
+                if scratch is None:
+                    _decode_into(data[i], dst, name, i)
+                else:
+                    _decode_into(data[i], scratch, name, i)
+                    _unpredict_float(scratch, dst, tl, tw, spp, native)
         dest = tview
         rows = nseg * tl
-    # post-process in native order, without the GIL
-    if predictor == 3:
-        if _tp.undo_fpredictor(dest, rows, tw * spp, spp,
-                               itemsize, _LITTLE) != 0:
-            raise MemoryError("no memory for the floating-point predictor")
-    else:
+    # post-process in native order (the floating-point predictor wrote native values)
+    if predictor != 3:
         if swap:
             _tp.byteswap(dest, itemsize)
-        if predictor == 2:
-            _tp.undo_hpredictor(dest, rows, tw * spp, spp,
-                                itemsize)
+        if predictor == 2 and rows * tw * pixelbytes:
+            v = np.frombuffer(dest, dtype=native, count=rows * tw * spp).reshape(rows, tw, spp)
+            _delta_decode(v, axis=-2, out=v)
     if tiled:
         _tp.untile(tview, flat, h, w, tl, tw, pixelbytes)
 
 
+def _unpredict_float(src: memoryview, dst: memoryview, rows: int, tw: int, spp: int,
+                     native: np.dtype) -> None:
+    """Undo TIFF predictor 3 from ``src`` into ``dst`` (native values; the encoded
+    byte planes do not depend on the file's byte order)."""
+    if not rows:
+        return
+    shape = (rows, tw, spp)
+    s = np.frombuffer(src, dtype=native, count=rows * tw * spp).reshape(shape)
+    d = np.frombuffer(dst, dtype=native, count=rows * tw * spp).reshape(shape)
+    _floatpred_decode(s, axis=-2, out=d)
+
+
 def _read_segments(fd: int, offsets: list[int], counts: list[int],
-                   name: str) -> list[memoryview]:
+                   name: str, max_bytes: Any = None) -> list[memoryview]:
     """The stored bytes of each segment; one read when they are packed together."""
     lo = min(offsets)
     hi = max(o + c for o, c in zip(offsets, counts))
     if hi - lo <= 2 * sum(counts) + 4096:
+        check_nbytes((hi - lo,), np.uint8, name, max_bytes)
         buf = bytearray(hi - lo)
         view = memoryview(buf)
         _pread_into(fd, view, lo, name)
         return [view[o - lo:o - lo + c] for o, c in zip(offsets, counts)]
+    check_nbytes((sum(counts),), np.uint8, name, max_bytes)
     out = []
     for o, c in zip(offsets, counts):
         buf = bytearray(c)
@@ -474,19 +440,16 @@ def _read_segments(fd: int, offsets: list[int], counts: list[int],
 
 
 def _decode_into(data: memoryview, dst: memoryview, name: str, index: int) -> None:
-    """Inflate ``data`` into exactly ``len(dst)`` bytes of ``dst``."""
+    """Inflate ``data`` into exactly ``len(dst)`` bytes of ``dst``.
+
+    The whole stream is checked (zlib's ``uncompress``): it must end, with a
+    good adler32 checksum, exactly when ``dst`` is full.  A stream holding more
+    (even a last strip stored at full strip size) is damage, as for tifffile.
+    """
     n = len(dst)
-    if _zlib_decode is not None:
-        try:
-            got = len(_zlib_decode(data, out=dst))
-        except _ZlibError:
-            got = -1   # maybe more output than expected: the slow path trims it
-        if got == n:
-            return
     try:
-        raw = zlib.decompressobj().decompress(data, n)
-    except zlib.error as exc:
-        raise _corrupt(name, f"segment {index} cannot be inflated: {exc}") from None
-    if len(raw) < n:
-        raise _corrupt(name, f"segment {index} inflates to {len(raw)} bytes, expected {n}")
-    dst[:] = raw
+        got = len(_zlib_decode(data, out=dst))
+    except _ZlibError as exc:
+        raise _corrupt(name, f"segment {index} does not inflate to {n} bytes: {exc}") from None
+    if got != n:
+        raise _corrupt(name, f"segment {index} inflates to {got} bytes, expected {n}")

@@ -1,9 +1,11 @@
-"""Validating wrappers around the Cython kernels in ``_ext/``.
+"""Image-data helpers of the write and stacking paths, and the wrapper of ``_ext/convert``.
 
-The kernels take typed memoryviews, release the GIL, and neither allocate nor
-raise.  The functions here check dtypes and shapes, allocate outputs, and
-raise readable errors, then hand plain buffers to the kernels.  Each has a
-plain NumPy twin in :mod:`imgio._reference` that the tests compare against.
+The Cython kernels take typed memoryviews, check their sizes and release the
+GIL.  The functions here check dtypes and shapes, allocate outputs, and raise
+readable errors.  Only ``to_uint`` has a kernel: it beats the best plain-NumPy
+way (``benchmarks/test_bench_kernels.py``).  Copies go through ``np.copyto``,
+which releases the GIL and beat the former byte-copy kernel on strided frames.
+``to_uint`` and ``stack_frames`` have NumPy twins in :mod:`imgio._reference`.
 """
 from __future__ import annotations
 
@@ -14,14 +16,11 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ._ext import convert as _convert
-from ._ext import stack as _stack
 from .errors import DTypeError, ShapeError
 
 __all__ = [
     "stack_frames", "copy_frame",
-    "is_batch", "is_volume", "classify_shape", "check_image",
-    "to_uint", "to_native", "bool_to_uint8", "planar_to_interleaved",
-    "interleaved_to_planar",
+    "is_batch", "is_volume", "check_image", "to_uint",
 ]
 
 
@@ -66,34 +65,6 @@ def is_volume(x: Any) -> bool:
     if ndim == 4:
         return shape[3] < 5
     return False
-
-
-def classify_shape(shape: Iterable[int]) -> str:
-    """Name the kind of image an array of ``shape`` holds (imageio v2 rules).
-
-    Returns one of ``"gray"`` (H, W), ``"channels"`` (H, W, 1|2), ``"rgb"``
-    (H, W, 3), ``"rgba"`` (H, W, 4), ``"volume"`` (Z, H, W>=5, or Z, H, W, 1|2),
-    ``"volume_rgb"`` (Z, H, W, 3|4), ``"batch"`` (anything else of 4 or more
-    dimensions) or ``"invalid"`` (fewer than 2 dimensions, negative sizes).
-    """
-    shape = tuple(operator.index(s) for s in shape)
-    ndim = len(shape)
-    if ndim < 2 or min(shape) < 0:
-        return "invalid"
-    if ndim == 2:
-        return "gray"
-    last = shape[-1]
-    if ndim == 3:
-        if last < 3:
-            return "channels"
-        if last == 3:
-            return "rgb"
-        if last == 4:
-            return "rgba"
-        return "volume"
-    if ndim == 4 and last < 5:
-        return "volume_rgb" if last >= 3 else "volume"
-    return "batch"
 
 
 _KINDS = ("image", "images", "volume", "volumes")
@@ -212,39 +183,11 @@ def check_image(im: Any, *, kind: str, squeeze: bool = False) -> Any:
 
 
 # -- volume stacking ---------------------------------------------------------------
-def _byte_view3(arr: np.ndarray, writeable: bool) -> np.ndarray | None:
-    """``arr``'s bytes as a 3-D ``(rows, cols, itemsize)`` uint8 view, if one exists.
-
-    Needs the array's axes to collapse into at most two strided groups (true
-    for contiguous arrays, 2-D arrays of any stride, and slices of volumes);
-    returns ``None`` otherwise.
-    """
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    groups: list[list[int]] = []  # [size, stride] from the innermost axis out
-    for size, stride in zip(reversed(arr.shape), reversed(arr.strides)):
-        if size == 1:
-            continue
-        if groups and groups[-1][1] * groups[-1][0] == stride:
-            groups[-1][0] *= size
-        else:
-            groups.append([size, stride])
-    if len(groups) > 2:
-        return None
-    while len(groups) < 2:
-        groups.append([1, 0])
-    (cols, cstride), (rows, rstride) = groups
-    item = arr.itemsize
-    raw = arr[..., None].view(np.uint8)  # last axis: the ``itemsize`` bytes of an item
-    return np.lib.stride_tricks.as_strided(
-        raw, shape=(rows, cols, item), strides=(rstride, cstride, 1),
-        writeable=writeable)
-
-
 def copy_frame(dst: np.ndarray, src: Any) -> None:
-    """Copy ``src`` into ``dst`` (same shape and dtype) without holding the GIL.
+    """Copy ``src`` into ``dst`` (same shape and dtype) with ``np.copyto``.
 
-    Threads may call this at once on different slices of one volume.
+    NumPy releases the GIL for the copy, so threads may call this at once on
+    different slices of one volume.
 
     Raises
     ------
@@ -263,19 +206,7 @@ def copy_frame(dst: np.ndarray, src: Any) -> None:
 
 def _copy_checked(dst: np.ndarray, src: np.ndarray) -> None:
     """The copy of :func:`copy_frame`, for callers that already checked the pair."""
-    if src.size == 0:
-        return
-    if src.flags.c_contiguous and dst.flags.c_contiguous:
-        # the common case: one memcpy, skipping the strided-view set-up
-        _stack.copy_contiguous(src.reshape(-1).view(np.uint8), dst.reshape(-1).view(np.uint8))
-        return
-    s3 = _byte_view3(src, writeable=False)
-    d3 = _byte_view3(dst, writeable=True)
-    if s3 is None or d3 is None or s3.shape != d3.shape:
-        # layouts that do not collapse to two strided axes: let NumPy do it
-        np.copyto(dst, src, casting="no")
-        return
-    _stack.copy_bytes3(s3, d3)
+    np.copyto(dst, src, casting="no")
 
 
 def _frame_count(frames: Any) -> int:
@@ -384,7 +315,6 @@ _MODE_UNIT, _MODE_RANGE, _MODE_SHIFT, _MODE_CLIP = 0, 1, 2, 3
 #: dtypes the numeric kernels read directly (native order, or swapped on load)
 _KERNEL_KINDS = {np.dtype(t) for t in
                  ("u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8")}
-_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _CHUNK_BYTES = 1 << 22  # float16/longdouble are converted 4 MiB at a time
 
 
@@ -716,121 +646,3 @@ def _to_uint_chunked(arr: np.ndarray, out: np.ndarray, bitdepth: int) -> np.ndar
     _to_uint_apply(arr, out, arr.dtype, native, out.dtype, float(2 ** bitdepth - 1),
                    lo, hi, finite, has_nan, pinf, ninf, chunks=chunks)
     return out
-
-
-def _word_view(arr: np.ndarray, what: str) -> np.ndarray:
-    word = _WORDS.get(arr.dtype.itemsize)
-    if word is None:
-        raise DTypeError(f"{what} handles items of 1, 2, 4 or 8 bytes, not {arr.dtype} "
-                         f"({arr.dtype.itemsize} bytes)")
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    return arr.view(word)
-
-
-def to_native(arr: Any) -> np.ndarray:
-    """``arr`` in the machine's byte order: ``arr`` itself if it already is.
-
-    A byte-swapped array is copied (same shape and memory order) with each
-    item's bytes reversed, without the GIL.  Complex items are swapped per
-    component.
-
-    Raises
-    ------
-    DTypeError
-        Structured or object dtypes.
-    """
-    arr = np.asarray(arr)
-    dt = arr.dtype
-    if dt.fields is not None or dt.subdtype is not None or dt.hasobject:
-        raise DTypeError(f"to_native handles plain numeric dtypes, not {dt}")
-    if dt.isnative:
-        return arr
-    native = _native(dt)
-    out = np.empty_like(arr, dtype=native)
-    if arr.size == 0:
-        return out
-    if dt.kind == "c":  # swap the real and imaginary parts separately
-        part = np.dtype(f"{dt.byteorder}f{dt.itemsize // 2}")
-        src = arr[..., None].view(part)
-        dst = out[..., None].view(_native(part))
-    else:
-        src, dst = arr, out
-    if src.dtype.itemsize not in _WORDS:
-        raise DTypeError(f"to_native handles items of 2, 4 or 8 bytes, not {dt}")
-    for s, d in _blocks2(_word_view(src, "to_native"), _word_view(dst, "to_native")):
-        _convert.swap2(s, d)
-    return out
-
-
-def bool_to_uint8(arr: Any, *, true_value: int = 1, out: np.ndarray | None = None
-                  ) -> np.ndarray:
-    """A bool array as ``uint8``: ``true_value`` (default 1; 255 for masks) or 0.
-
-    Raises
-    ------
-    DTypeError
-        ``arr`` is not bool.
-    ValueError
-        ``true_value`` outside 0..255.
-    """
-    arr = np.asarray(arr)
-    if arr.dtype != np.bool_:
-        raise DTypeError(f"bool_to_uint8 needs a bool array, not {arr.dtype}")
-    if not 0 <= operator.index(true_value) <= 255:
-        raise ValueError(f"true_value must be in 0..255, not {true_value}")
-    if out is None:
-        out = np.empty_like(arr, dtype=np.uint8)
-    else:
-        out = _check_out(out, arr.shape, np.uint8, "bool_to_uint8")
-    for s, d in _blocks2(arr.view(np.uint8), out):
-        _convert.bool2(s, d, true_value)
-    return out
-
-
-def _transpose3(arr: Any, name: str, planar_in: bool) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim != 3:
-        expect = "(C, H, W)" if planar_in else "(H, W, C)"
-        raise ShapeError(f"{name} needs a 3-D {expect} array, got shape {arr.shape}")
-    if arr.dtype.hasobject:
-        raise DTypeError(f"{name} cannot move object arrays, got {arr.dtype}")
-    if planar_in:
-        shape = (arr.shape[1], arr.shape[2], arr.shape[0])
-    else:
-        shape = (arr.shape[2], arr.shape[0], arr.shape[1])
-    out = np.empty(shape, dtype=arr.dtype)
-    if arr.size == 0:
-        return out
-    if arr.dtype.itemsize not in _WORDS:
-        # e.g. complex128 or structured items: let NumPy move them
-        out[...] = arr.transpose((1, 2, 0) if planar_in else (2, 0, 1))
-        return out
-    src, dst = _word_view(arr, name), _word_view(out, name)
-    if planar_in:
-        _convert.planar_to_interleaved3(src, dst)
-    else:
-        _convert.interleaved_to_planar3(src, dst)
-    return out
-
-
-def planar_to_interleaved(arr: Any) -> np.ndarray:
-    """``(C, H, W)`` planes to a C-contiguous ``(H, W, C)`` image (dtype kept).
-
-    Raises
-    ------
-    ShapeError
-        ``arr`` is not 3-D.
-    """
-    return _transpose3(arr, "planar_to_interleaved", True)
-
-
-def interleaved_to_planar(arr: Any) -> np.ndarray:
-    """``(H, W, C)`` pixels to C-contiguous ``(C, H, W)`` planes (dtype kept).
-
-    Raises
-    ------
-    ShapeError
-        ``arr`` is not 3-D.
-    """
-    return _transpose3(arr, "interleaved_to_planar", False)

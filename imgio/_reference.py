@@ -9,8 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["stack_frames", "copy_frame", "to_uint", "to_native", "bool_to_uint8",
-           "planar_to_interleaved", "interleaved_to_planar"]
+__all__ = ["stack_frames", "copy_frame", "to_uint"]
 
 
 def copy_frame(dst: np.ndarray, src: Any) -> None:
@@ -66,29 +65,3 @@ def to_uint(image: Any, bitdepth: int | None = 8, out: np.ndarray | None = None)
         out[...] = res
         return out
     return res
-
-
-def to_native(arr: Any) -> np.ndarray:
-    """Twin of :func:`imgio._kernels.to_native`."""
-    arr = np.asarray(arr)
-    return arr.astype(arr.dtype.newbyteorder("="))
-
-
-def bool_to_uint8(arr: Any, *, true_value: int = 1, out: np.ndarray | None = None
-                  ) -> np.ndarray:
-    """Twin of :func:`imgio._kernels.bool_to_uint8`."""
-    res = np.where(np.asarray(arr), np.uint8(true_value), np.uint8(0))
-    if out is not None:
-        out[...] = res
-        return out
-    return res
-
-
-def planar_to_interleaved(arr: Any) -> np.ndarray:
-    """Twin of :func:`imgio._kernels.planar_to_interleaved`."""
-    return np.ascontiguousarray(np.moveaxis(np.asarray(arr), 0, -1))
-
-
-def interleaved_to_planar(arr: Any) -> np.ndarray:
-    """Twin of :func:`imgio._kernels.interleaved_to_planar`."""
-    return np.ascontiguousarray(np.moveaxis(np.asarray(arr), -1, 0))

@@ -1,4 +1,12 @@
-"""Pixel conversion kernels against their NumPy twins and against imageio."""
+"""``to_uint`` (the one conversion kernel) against its NumPy twin and against imageio.
+
+Designs, not grids: the dtype x shape x layout x bitdepth space is covered pairwise
+(every pair of values of any two factors in some case), Hypothesis draws further
+arrays, and a few arrays are large enough to cross each threshold of the wrapper
+without monkeypatching: above 256 Ki items the kernels run in threads, above
+16 MiB the min/max pass is the kernel's (not NumPy's), and float16 is converted in
+4 MiB chunks.
+"""
 import warnings
 
 import numpy as np
@@ -7,10 +15,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from imageio.core.util import image_as_uint
+
 from imgio import _kernels, _reference
 from imgio.errors import DTypeError, ShapeError
 
-image_as_uint = pytest.importorskip("imageio.core.util").image_as_uint
+
+def _pairwise():
+    # tests/ is not a package and pytest runs with --import-mode=importlib
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "imgio_tests_pairwise", Path(__file__).with_name("pairwise.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.pairwise
+
+
+pairwise = _pairwise()
 
 DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8", "?"]
 SHAPES = [(0, 3), (1, 1), (7,), (5, 9), (4, 6, 3), (2, 3, 4, 5)]
@@ -80,10 +102,10 @@ def _cases():
                                    id=f"{order}{dtype}-{kind}")
 
 
-@pytest.mark.parametrize("dtype,kind", list(_cases()))
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("bitdepth", [8, 16])
+@pytest.mark.parametrize("dtype,kind,shape,layout,bitdepth", [
+    pytest.param(c.values[0], c.values[1], shape, layout, bitdepth,
+                 id=f"{c.id}-{shape}-{layout}-{bitdepth}")
+    for c, shape, layout, bitdepth in pairwise(list(_cases()), SHAPES, LAYOUTS, [8, 16])])
 def test_to_uint_matches_twin_and_imageio(dtype, kind, shape, layout, bitdepth):
     a = _layout(_data(dtype, shape, kind), layout)
     got = _quiet(_kernels.to_uint, a, bitdepth)
@@ -211,16 +233,49 @@ def test_to_uint_errors_are_readable():
         _kernels.to_uint(np.zeros(3), out=ro)
 
 
-def test_to_uint_threaded_bands(monkeypatch):
-    monkeypatch.setattr(_kernels, "_PARALLEL_ITEMS", 16)
-    for a in (np.random.default_rng(3).random((37, 29)) * 9 - 2,
-              np.random.default_rng(3).random((37, 29)),
-              np.concatenate([np.random.default_rng(3).random((36, 29)),
-                              np.full((1, 29), 3.0)]),
-              np.random.default_rng(4).random((5, 37, 29)).astype(">f4"),
-              (np.random.default_rng(5).random((40, 30)) * 5)[:, ::2],  # bands of rows
-              np.arange(1000, dtype=np.uint32).reshape(40, 25)):
-        np.testing.assert_array_equal(_quiet(_kernels.to_uint, a), _reference.to_uint(a))
+# -- arrays large enough to cross the wrapper's thresholds (no monkeypatching) ----------
+def _big(dtype, n, kind, seed=7):
+    rng = np.random.default_rng(seed)
+    x = rng.random(n)
+    if kind == "range":
+        x = x * 9 - 2
+    a = x.astype(np.dtype(dtype).newbyteorder("=")).astype(dtype)
+    if kind == "nan-inf":
+        a[::1009] = np.nan
+        a[5] = np.inf
+        a[-3] = -np.inf
+    return a
+
+
+@pytest.mark.parametrize("dtype,n,kind,shape", [
+    # threads (> 256 Ki items), NumPy min/max (< 16 MiB)
+    ("f4", 300_000, "range", (600, 500)),
+    ("<f8", 300_000, "unit", (300_000,)),
+    (">i4", 400_000, "range", (20, 100, 200)),
+    ("u4", 300_000, "range", (500, 600)),
+    # threads and the kernel's min/max pass (> 16 MiB), NaN and infinities included
+    ("f8", 2_200_000, "range", (1100, 2000)),
+    (">f8", 2_200_000, "nan-inf", (2_200_000,)),
+    ("f8", 2_200_000, "nan-inf", (2000, 1100)),
+    # float16: 4 MiB chunks of float32
+    ("f2", 3_000_000, "range", (1000, 3000)),
+])
+def test_to_uint_large_arrays_cross_the_thresholds(dtype, n, kind, shape):
+    if np.dtype(dtype).kind in "iu":
+        a = ((np.arange(n) * 7919) % 50_000).astype(dtype).reshape(shape)
+    else:
+        a = _big(dtype, n, kind).reshape(shape)
+    assert a.size >= _kernels._PARALLEL_ITEMS
+    for view in (a, a[::-1] if a.ndim == 1 else a[:, ::2]):
+        for bitdepth in (8, 16):
+            np.testing.assert_array_equal(_quiet(_kernels.to_uint, view, bitdepth),
+                                          _reference.to_uint(view, bitdepth))
+
+
+def test_large_array_crosses_the_minmax_threshold():
+    a = _big("f8", 2_200_000, "range")
+    assert a.nbytes > _kernels._NUMPY_MINMAX_BYTES
+    assert a.astype("f2").nbytes > _kernels._CHUNK_BYTES
 
 
 @settings(max_examples=150, deadline=None)
@@ -252,93 +307,3 @@ def test_property_to_uint_matches_imageio(arr, bitdepth):
         return  # a constant out of range: imageio wraps around, imgio saturates
     if expected is not None:
         np.testing.assert_array_equal(_quiet(_kernels.to_uint, arr, bitdepth), expected)
-
-
-# -- to_native, bool_to_uint8, planar <-> interleaved ---------------------------
-NATIVE_DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8", "c8", "c16", "?"]
-
-
-@pytest.mark.parametrize("dtype", NATIVE_DTYPES)
-@pytest.mark.parametrize("order", "<>")
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("layout", LAYOUTS[:5])
-def test_to_native_matches_twin(dtype, order, shape, layout):
-    dt = np.dtype(dtype).newbyteorder(order)
-    a = _layout((np.random.default_rng(0).random(shape) * 100).astype(dt), layout)
-    got = _kernels.to_native(a)
-    assert got.dtype.isnative and got.dtype == dt.newbyteorder("=")
-    np.testing.assert_array_equal(got, _reference.to_native(a))
-    if dt.isnative:
-        assert got is a
-
-
-def test_to_native_errors():
-    with pytest.raises(DTypeError, match="plain numeric dtypes"):
-        _kernels.to_native(np.zeros(2, dtype=[("a", ">i4")]))
-    with pytest.raises(DTypeError, match="items of 2, 4 or 8 bytes"):
-        _kernels.to_native(np.zeros(2, dtype=">c32") if np.dtype("c32").itemsize == 32
-                           else np.zeros(2, dtype=">f16"))
-
-
-@settings(max_examples=80, deadline=None)
-@given(hnp.arrays(dtype=st.sampled_from([">u2", ">i4", ">f8", ">c8", "<f4"]),
-                  shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6)),
-       st.sampled_from([1, 2, -1]))
-def test_property_to_native(arr, step):
-    arr = arr[::step]
-    np.testing.assert_array_equal(_kernels.to_native(arr), _reference.to_native(arr))
-
-
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("layout", LAYOUTS[:5])
-@pytest.mark.parametrize("true_value", [1, 255])
-def test_bool_to_uint8_matches_twin(shape, layout, true_value):
-    a = _layout(_data("?", shape), layout)
-    got = _kernels.bool_to_uint8(a, true_value=true_value)
-    assert got.dtype == np.uint8
-    np.testing.assert_array_equal(got, _reference.bool_to_uint8(a, true_value=true_value))
-
-
-def test_bool_to_uint8_errors_and_out():
-    with pytest.raises(DTypeError, match="needs a bool array, not uint8"):
-        _kernels.bool_to_uint8(np.zeros(3, np.uint8))
-    with pytest.raises(ValueError, match="0..255"):
-        _kernels.bool_to_uint8(np.zeros(3, bool), true_value=256)
-    out = np.zeros(3, np.uint8)
-    assert _kernels.bool_to_uint8(np.array([1, 0, 1], bool), out=out) is out
-    assert out.tolist() == [1, 0, 1]
-
-
-@pytest.mark.parametrize("dtype", NATIVE_DTYPES + [">u2", ">f8"])
-@pytest.mark.parametrize("shape", [(3, 4, 5), (1, 1, 1), (4, 0, 2), (1, 7, 9), (5, 2, 3)],
-                         ids=str)
-@pytest.mark.parametrize("layout", LAYOUTS[:5])
-def test_planar_interleaved_match_twins(dtype, shape, layout):
-    a = _layout((np.random.default_rng(0).random(shape) * 100).astype(dtype), layout)
-    got = _kernels.planar_to_interleaved(a)
-    ref = _reference.planar_to_interleaved(a)
-    assert got.dtype == a.dtype and got.flags.c_contiguous
-    np.testing.assert_array_equal(got, ref)
-    back = _kernels.interleaved_to_planar(got)
-    assert back.flags.c_contiguous
-    np.testing.assert_array_equal(back, a)
-    np.testing.assert_array_equal(_kernels.interleaved_to_planar(a),
-                                  _reference.interleaved_to_planar(a))
-
-
-def test_planar_interleaved_errors():
-    with pytest.raises(ShapeError, match=r"needs a 3-D \(C, H, W\) array, got shape \(4, 5\)"):
-        _kernels.planar_to_interleaved(np.zeros((4, 5)))
-    with pytest.raises(ShapeError, match=r"needs a 3-D \(H, W, C\) array"):
-        _kernels.interleaved_to_planar(np.zeros((1, 2, 3, 4)))
-    with pytest.raises(DTypeError, match="object"):
-        _kernels.planar_to_interleaved(np.empty((1, 2, 3), object))
-
-
-@settings(max_examples=80, deadline=None)
-@given(hnp.arrays(dtype=st.sampled_from(["u1", ">u2", "f4", "c16", "?"]),
-                  shape=hnp.array_shapes(min_dims=3, max_dims=3, min_side=0, max_side=6)))
-def test_property_planar_roundtrip(arr):
-    got = _kernels.planar_to_interleaved(arr)
-    np.testing.assert_array_equal(got, _reference.planar_to_interleaved(arr))
-    np.testing.assert_array_equal(_kernels.interleaved_to_planar(got), arr)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from imgio import _kernels
 from imgio.errors import DTypeError, ShapeError
 
-iio_v2 = pytest.importorskip("imageio.v2")
+import imageio.v2 as iio_v2  # noqa: E402
 
 SHAPES = [(), (0,), (5,), (0, 0), (1, 1), (4, 5), (4, 5, 1), (4, 5, 2), (4, 5, 3),
           (4, 5, 4), (4, 5, 5), (4, 5, 9), (3, 4, 5, 1), (3, 4, 5, 3), (3, 4, 5, 4),
@@ -29,32 +29,13 @@ def test_lists_and_tuples():
     assert not _kernels.is_volume((np.zeros((2, 2, 5)),))
 
 
-@pytest.mark.parametrize("shape,name", [
-    ((4, 5), "gray"), ((4, 5, 1), "channels"), ((4, 5, 2), "channels"),
-    ((4, 5, 3), "rgb"), ((4, 5, 4), "rgba"), ((4, 5, 5), "volume"),
-    ((3, 4, 5, 1), "volume"), ((3, 4, 5, 2), "volume"), ((3, 4, 5, 3), "volume_rgb"),
-    ((3, 4, 5, 4), "volume_rgb"), ((3, 4, 5, 5), "batch"), ((2, 3, 4, 5, 3), "batch"),
-    ((), "invalid"), ((7,), "invalid"), ((0, 0), "gray"), ((2, -1), "invalid"),
-])
-def test_classify_shape(shape, name):
-    assert _kernels.classify_shape(shape) == name
-
-
-def test_classify_shape_accepts_numpy_ints():
-    assert _kernels.classify_shape(np.array([4, 5, 3])) == "rgb"
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 7), min_size=0, max_size=6))
 def test_property_consistent_with_imageio(shape):
     shape = tuple(shape)
     a = np.empty(shape, np.uint8)
-    name = _kernels.classify_shape(shape)
     assert _kernels.is_batch(a) == iio_v2.is_batch(a)
     assert _kernels.is_volume(a) == iio_v2.is_volume(a)
-    assert (name in ("volume", "volume_rgb")) == iio_v2.is_volume(a)
-    single = len(shape) >= 2 and not iio_v2.is_batch(a)
-    assert (name in ("gray", "channels", "rgb", "rgba")) == single
 
 
 # -- check_image -------------------------------------------------------------------

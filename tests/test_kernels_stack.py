@@ -1,4 +1,8 @@
-"""Volume stacking: the Cython kernel against its NumPy twin, over a grid of layouts."""
+"""Volume stacking (``stack_frames``, ``copy_frame`` on ``np.copyto``) against ``np.stack``.
+
+The dtype x shape x layout space is covered pairwise, not as a grid, plus one
+stack of frames large enough (> 16 MiB) to be a real volume.
+"""
 import threading
 
 import numpy as np
@@ -7,8 +11,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+
 from imgio import _kernels, _reference
 from imgio.errors import DTypeError, ShapeError
+
+
+def _pairwise():
+    # tests/ is not a package and pytest runs with --import-mode=importlib
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "imgio_tests_pairwise", Path(__file__).with_name("pairwise.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.pairwise
+
+
+pairwise = _pairwise()
 
 DTYPES = ["u1", "u2", "u4", "i1", "i2", "i4", "f4", "f8", ">u2", ">f8", "?", "c8"]
 SHAPES = [(0, 3), (1, 1), (7,), (5, 9), (4, 6, 3), (2, 3, 4, 5)]
@@ -33,9 +52,8 @@ def _frames(dtype, shape, n=4, layout="C"):
     return out
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("layout", ["C", "F", "strided", "reversed", "readonly"])
+@pytest.mark.parametrize("dtype,shape,layout", pairwise(
+    DTYPES, SHAPES, ["C", "F", "strided", "reversed", "readonly"]))
 def test_matches_twin(dtype, shape, layout):
     frames = _frames(dtype, shape, layout=layout)
     got = _kernels.stack_frames(frames)
@@ -125,3 +143,12 @@ def test_property_any_slicing(arr, n, data):
     slices = tuple(slice(None, None, data.draw(st.sampled_from([1, 2, -1]))) for _ in arr.shape)
     frames = [arr[slices]] * n
     np.testing.assert_array_equal(_kernels.stack_frames(frames), _reference.stack_frames(frames))
+
+
+def test_large_volume_from_strided_frames():
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 65535, (1024, 2048), dtype=np.uint16)
+    frames = [base[:, i % 2::2] for i in range(10)]   # 10 x 2 MiB strided frames
+    vol = _kernels.stack_frames(iter(frames))
+    assert vol.nbytes > 16 << 20 and vol.shape == (10, 1024, 1024)
+    np.testing.assert_array_equal(vol, np.stack(frames))
