@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, WriteError
 
 __all__ = ["main", "main_entry", "build_parser", "info", "convert", "preview",
            "formats_table"]
@@ -893,7 +893,9 @@ def _target_of(filename: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     """An exception as one readable line."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.errno in _WRITE_REASONS:
+    if isinstance(exc, WriteError) and exc.target and exc.errno in _WRITE_REASONS:
+        text = f"cannot write {exc.target}: {_WRITE_REASONS[exc.errno]}"
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.errno in _WRITE_REASONS:
         target = _target_of(exc.filename)
         text = f"cannot write {target}: {_WRITE_REASONS[exc.errno]}"
     elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:

@@ -114,8 +114,11 @@ class WriteError(ImgioError, OSError):
     """A write failed (full disk, read-only target, missing permission ...).
 
     The message names the target, never the temporary file; ``errno`` is the
-    system's error number when there is one.  The temporary file is removed.
+    system's error number when there is one, ``target`` the file that was to be
+    written.  The temporary file is removed.
     """
+
+    target: str | None = None
 
 
 class PartialReadWarning(UserWarning):

@@ -164,9 +164,6 @@ def test_tile_bomb_is_refused_on_the_tifffile_path(tmp_path):
             call()
 
 
-@pytest.mark.xfail(strict=True, reason="the fast TIFF path (imgio/_fasttiff.py, owned by "
-                   "`fast`) inflates a 1 GiB tile of a 16 x 16 image before cropping it, "
-                   "even with max_bytes=10**6 (issue 15, fast-path decoder)")
 def test_tile_bomb_is_refused_on_the_fast_path(bomb_results):
     tiles = [b for b in bomb_results["bypasses"] if b[0] == "tiff-tile-bomb"]
     assert not tiles, tiles

@@ -153,7 +153,8 @@ def test_inch_resolution_is_not_a_pixel_size(tmp_path, dpi):
     assert props.spacing is None and props.units is None
     meta = iio.immeta(path, index=0)
     assert meta["spacing_source"] is None
-    assert meta["XResolution"] == (dpi, 1) and meta["ResolutionUnit"] == "INCH"
+    # the raw tags stay, with imageio's types (tifffile's enum for the unit)
+    assert meta["XResolution"] == (dpi, 1) and meta["ResolutionUnit"] == 2
 
 
 def test_unitless_resolution_is_not_a_pixel_size(tmp_path):

@@ -579,8 +579,11 @@ class Request:
             if tmp:
                 reason = reason.replace(tmp, self.filename)
         if err:
-            return WriteError(err, f"Cannot write {self.filename}: {reason}")
-        return WriteError(f"Cannot write {self.filename}: {reason}")
+            error = WriteError(err, f"Cannot write {self.filename}: {reason}")
+        else:
+            error = WriteError(f"Cannot write {self.filename}: {reason}")
+        error.target = self.filename
+        return error
 
     def _target_mode(self) -> int:
         """Permissions for the committed file: the old file's, else the umask default.
