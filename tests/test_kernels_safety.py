@@ -193,6 +193,9 @@ def test_harness_catches_a_segfault():
 
 
 # -- the GIL is released ---------------------------------------------------------------
+_MAX_STAMPS = 1_000_000   # ~32 MB
+
+
 def _progress_during(call, attempts: int = 5, want: int = 10) -> int:
     """Counter-thread steps in the middle half of a call of ``call`` (the most of
     ``attempts`` tries, stopping once ``want`` is reached).
@@ -206,8 +209,13 @@ def _progress_during(call, attempts: int = 5, want: int = 10) -> int:
     clock = time.perf_counter
 
     def count():
+        # bounded: a call slowed down by a loaded machine must not grow the list
+        # without limit (the counter steps millions of times a second)
         while not state["stop"]:
-            stamps.append(clock())
+            if len(stamps) < _MAX_STAMPS:
+                stamps.append(clock())
+            else:
+                time.sleep(0)
 
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
