@@ -60,7 +60,7 @@ def test_manifest_validates_and_is_registered():
                 ".zarr"):
         assert f"*{ext}" in patterns
     writer_exts = manifest.contributions.writers[0].filename_extensions
-    assert {".tif", ".ome.tif", ".h5"} <= set(writer_exts)
+    assert {".tif", ".ome.tif", ".h5", ".ome.zarr", ".zarr"} <= set(writer_exts)
 
 
 def test_importing_the_package_imports_no_napari():
@@ -191,6 +191,46 @@ def test_imaris_levels_channels_and_spacing(viewer, tmp_path):
         assert _units(layer) == ("micrometer",) * 3
 
 
+def test_ome_zarr_levels_are_one_multiscale_layer(viewer, tmp_path):
+    path = tmp_path / "cells.ome.zarr"
+    data = np.random.default_rng(7).integers(0, 60000, (16, 64, 80), dtype=np.uint16)
+    iio.imwrite(path, data, axes="ZYX", spacing=(2.0, 0.5, 0.25), units=("um", "um", "um"),
+                levels=3)
+    layers = viewer.open(path, plugin="imgio")
+    assert len(layers) == 1
+    (layer,) = layers
+    assert layer.multiscale
+    assert [d.shape for d in layer.data] == [(16, 64, 80), (8, 32, 40), (4, 16, 20)]
+    for k in range(3):
+        np.testing.assert_array_equal(np.asarray(layer.data[k]), iio.imread(path, level=k))
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), data)
+    assert _scale(layer) == (2.0, 0.5, 0.25)  # the full-resolution spacing
+    assert layer.axis_labels == ("z", "y", "x")
+    assert _units(layer) == ("micrometer",) * 3
+    assert layer.name == "cells.ome.zarr"
+    assert layer.metadata["imgio"]["levels"] == [(16, 64, 80), (8, 32, 40), (4, 16, 20)]
+
+
+def test_zarr_folder_path_is_accepted(viewer, tmp_path):
+    import npe2
+    import zarr
+    folder = tmp_path / "raw.zarr"
+    data = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6)
+    zarr.create_array(store=str(folder), data=data)  # a plain Zarr array, no NGFF
+    assert folder.is_dir()
+    readers = npe2.PluginManager.instance().iter_compatible_readers([str(folder)])
+    assert "imgio.get_reader" in [r.command for r in readers]
+    from imgio.napari import get_reader
+    for p in (str(folder), str(folder) + os.sep):
+        assert get_reader(p) is not None
+    (layer,) = viewer.open(folder, plugin="imgio")
+    np.testing.assert_array_equal(np.asarray(layer.data), data)
+    assert layer.name == "raw.zarr"
+    viewer.layers.clear()
+    (again,) = viewer.open(str(folder) + os.sep, plugin="imgio")
+    assert again.name == "raw.zarr"
+
+
 def test_folder_glob_and_stack(viewer, tmp_path):
     folder = tmp_path / "slices"
     folder.mkdir()
@@ -301,8 +341,43 @@ def test_two_gib_file_opens_lazily(viewer, tmp_path, monkeypatch, name):
     assert np.asarray(layer._slice.image.raw).max() == 7  # plane 64 is on screen
 
 
+def test_ome_zarr_above_threshold_opens_lazily(viewer, tmp_path, monkeypatch):
+    import dask.array as da
+    path = tmp_path / "big.ome.zarr"
+    vol = np.random.default_rng(8).integers(0, 60000, (16, 256, 256), dtype=np.uint16)
+    iio.imwrite(path, vol, axes="ZYX", spacing=(1.0, 0.5, 0.5), units=("um",) * 3, levels=2,
+                chunks=(1, 128, 128))  # one plane deep: a plane reads 1/16 of the volume
+    on_disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert on_disk > 2**20  # random pixels: the chunks barely compress
+    monkeypatch.setenv("IMGIO_NAPARI_LAZY_BYTES", str(2**16))  # both levels above it
+    from imgio.napari import get_reader
+    # a first open and plane read of another store imports what they need (module files
+    # are reads too), so the counts below are reads of this store
+    warm = tmp_path / "warm.ome.zarr"
+    iio.imwrite(warm, vol[:4, :128, :128], axes="ZYX", levels=2, chunks=(1, 64, 64))
+    (warm_data, _, _), = get_reader(str(warm))(str(warm))
+    warm_data[0][1].compute()
+    before = _bytes_read()
+    with _Tasks() as tasks:
+        layer_data = get_reader(str(path))(str(path))
+    assert tasks.n == 0  # no chunk computed
+    assert _bytes_read() - before < on_disk // 16  # metadata only
+    (data, kwargs, _), = layer_data
+    assert kwargs["multiscale"] and all(isinstance(d, da.Array) for d in data)
+    assert [d.shape for d in data] == [(16, 256, 256), (8, 128, 128)]
+    before = _bytes_read()
+    with _Tasks() as tasks:
+        plane = data[0][5].compute()
+    assert tasks.n > 0
+    np.testing.assert_array_equal(plane, vol[5])
+    assert _bytes_read() - before < on_disk // 4  # the plane's chunks, not the volume
+    (layer,) = viewer.open(path, plugin="imgio")
+    assert layer.multiscale and isinstance(layer.data[0], da.Array)
+
+
 # -- writing ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["out.tif", "out.ome.tif", "out.h5"])
+@pytest.mark.parametrize("name", ["out.tif", "out.ome.tif", "out.h5", "out.ome.zarr",
+                                  "out.zarr"])
 def test_writer_keeps_scale(viewer, tmp_path, name):
     data = np.random.default_rng(6).integers(0, 1000, (4, 16, 18), dtype=np.uint16)
     layer = viewer.add_image(data, scale=(3.0, 0.5, 0.25), units=("um", "um", "um"),
@@ -333,6 +408,35 @@ def test_writer_lazy_and_multiscale_layers(viewer, tmp_path):
     viewer.layers.save(str(tmp_path / "multi.h5"), selected=True, plugin="imgio")
     np.testing.assert_array_equal(iio.imread(tmp_path / "multi.h5"), data)
     assert iio.improps(tmp_path / "multi.h5").spacing == pytest.approx((1.0, 0.5, 0.5))
+
+
+def test_writer_ome_zarr_pyramid_and_rgb(viewer, tmp_path):
+    import dask.array as da
+    data = np.random.default_rng(9).integers(0, 1000, (8, 64, 80), dtype=np.uint16)
+    multi = viewer.add_image([da.from_array(data, chunks=(2, 64, 80)), data[::2, ::2, ::2],
+                              data[::4, ::4, ::4]], multiscale=True, scale=(2.0, 0.5, 0.5),
+                             units=("um", "um", "um"))
+    viewer.layers.selection = {multi}
+    path = tmp_path / "multi.ome.zarr"
+    assert viewer.layers.save(str(path), selected=True, plugin="imgio") == [str(path)]
+    assert iio.immeta(path)["levels"] == ["0", "1", "2"]  # the layer's 3 levels, rebuilt
+    np.testing.assert_array_equal(iio.imread(path), data)
+    assert [iio.improps(path, level=k).shape for k in range(3)] == [
+        (8, 64, 80), (4, 32, 40), (2, 16, 20)]
+    props = iio.improps(path)
+    assert props.axes == "ZYX" and props.spacing == pytest.approx((2.0, 0.5, 0.5))
+    assert props.units == ("um", "um", "um")
+    (again,) = viewer.open(path, plugin="imgio")
+    assert again.multiscale and len(again.data) == 3
+    assert _scale(again) == pytest.approx((2.0, 0.5, 0.5))
+    # an RGB layer: NGFF stores channels first, so the samples become a leading C axis
+    rgb = np.random.default_rng(10).integers(0, 255, (32, 40, 3), dtype=np.uint8)
+    layer = viewer.add_image(rgb, rgb=True, scale=(0.5, 0.25))
+    viewer.layers.selection = {layer}
+    viewer.layers.save(str(tmp_path / "rgb.zarr"), selected=True, plugin="imgio")
+    props = iio.improps(tmp_path / "rgb.zarr")
+    assert props.axes == "CYX" and props.spacing == pytest.approx((1.0, 0.5, 0.25))
+    np.testing.assert_array_equal(iio.imread(tmp_path / "rgb.zarr"), np.moveaxis(rgb, -1, 0))
 
 
 def test_tiff_level_out_of_range_is_index_error(tmp_path):

@@ -1,4 +1,5 @@
-"""The npe2 writer: an image layer to TIFF, OME-TIFF or HDF5, its scale kept as spacing."""
+"""The npe2 writer: an image layer to TIFF, OME-TIFF, HDF5 or OME-Zarr, its scale kept as
+spacing."""
 from __future__ import annotations
 
 import os
@@ -51,15 +52,43 @@ def _unit_text(unit: Any) -> str | None:
     return abbreviations.get(text, text)
 
 
+def _is_zarr(path: str) -> bool:
+    return os.fspath(path).rstrip("/\\").lower().endswith(".zarr")
+
+
+def _channels_first(data, axes: str, spacing, units):
+    """An RGB(A) layer for NGFF, which stores channels first: the samples axis ``S`` (last)
+    becomes a ``C`` axis after ``T`` (or first), the NGFF order ``T, C, Z, Y, X``."""
+    at = 1 if axes.startswith("T") else 0
+    letters = axes[:-1]
+    axes = letters[:at] + "C" + letters[at:]
+    if hasattr(data, "compute"):
+        import dask.array as da
+        data = da.moveaxis(data, -1, at)
+    else:
+        data = np.moveaxis(np.asarray(data), -1, at)
+    if spacing is not None:
+        spacing = spacing[:at] + (None,) + spacing[at:-1]
+    if units is not None:
+        units = units[:at] + (None,) + units[at:-1]
+    return data, axes, spacing, units
+
+
 def write_image(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 single-layer writer: ``data`` (NumPy, dask, or a multiscale list) to ``path``.
 
     The file type follows the name (``.tif``/``.tiff``, ``.ome.tif`` for OME-TIFF,
-    ``.h5``/``.hdf5``).  The layer's ``scale`` becomes the file's spacing, its
-    ``units`` the spacing's units and its ``axis_labels`` (when they are axis
-    letters) the axes.  Of a multiscale layer the full resolution is written.
+    ``.h5``/``.hdf5``, ``.ome.zarr``/``.zarr`` for OME-Zarr).  The layer's ``scale``
+    becomes the file's spacing, its ``units`` the spacing's units and its
+    ``axis_labels`` (when they are axis letters) the axes.  Of a multiscale layer the
+    full resolution is written; to OME-Zarr with a pyramid of as many levels as the
+    layer has (the zarr plugin's ``levels=``, halving the spatial axes per level).
+    An RGB(A) layer goes to OME-Zarr with its samples as a channel axis (first, or
+    after ``T``), as NGFF stores channels first.
     """
+    n_levels = 1
     if attributes.get("multiscale") or isinstance(data, (list, tuple)):  # multiscale: level 0
+        n_levels = len(data)
         data = data[0]
     rgb = bool(attributes.get("rgb", False))
     ndim = data.ndim - int(rgb)
@@ -74,12 +103,18 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
         unit_texts = tuple(_unit_text(u) for u in units) + ((None,) if rgb else ())
         if all(u is None for u in unit_texts):
             unit_texts = None
-    kwargs: dict[str, Any] = {"axes": axes}
+    if not hasattr(data, "compute"):
+        data = np.asarray(data)
+    kwargs: dict[str, Any] = {}
+    if _is_zarr(path):
+        if rgb:
+            data, axes, spacing, unit_texts = _channels_first(data, axes, spacing, unit_texts)
+        if n_levels > 1:
+            kwargs["levels"] = n_levels
+    kwargs["axes"] = axes
     if spacing is not None:
         kwargs["spacing"] = spacing
     if unit_texts:
         kwargs["units"] = unit_texts
-    if not hasattr(data, "compute"):
-        data = np.asarray(data)
     iio.imwrite(os.fspath(path), data, **kwargs)
     return [os.fspath(path)]
