@@ -257,6 +257,8 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     if len(spacing) != len(shape):
         raise ShapeError(f"{where}: spacing {spacing} has {len(spacing)} values for "
                          f"{len(shape)} axes")
+    if isinstance(units, str):  # one unit, as for TIFF: the spatial axes' unit
+        units = [units if a in "ZYX" else None for a in axes]
     ngff_units = [None] * len(shape) if units is None else [
         _ngff_unit(u, where) for u in units]
     if len(ngff_units) != len(shape):

@@ -362,3 +362,13 @@ def test_rgb_needs_channels_first(tmp_path):
     assert iio.improps(tmp_path / "rgb.ome.zarr").axes == "CYX"
     iio.imwrite(tmp_path / "v.ome.zarr", rgb, axes="ZYX")  # a volume, said so
     assert iio.improps(tmp_path / "v.ome.zarr").shape == (20, 30, 3)
+
+
+def test_one_unit_string_is_the_spatial_axes_unit(tmp_path):
+    # as for TIFF: units="um" names the unit of Z, Y and X, not one letter per axis
+    p = tmp_path / "u.ome.zarr"
+    vol = np.zeros((2, 3, 8, 8), np.uint8)
+    iio.imwrite(p, vol, axes="CZYX", spacing=(1, 2.0, 0.5, 0.5), units="um")
+    props = iio.improps(p)
+    assert props.axes == "CZYX"
+    assert props.units == (None, "um", "um", "um")
