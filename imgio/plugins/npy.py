@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import threading
 import tokenize
 import zipfile
 import zlib
@@ -33,12 +34,20 @@ _DAMAGE = (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError, zlib.err
            NotImplementedError, RuntimeError)  # zipfile: encrypted member
 
 
+#: NumPy parses the header with ``ast.literal_eval``; CPython 3.11 before 3.11.8 can
+#: raise ``SystemError: AST constructor recursion depth mismatch`` when two threads
+#: build ASTs at once (cpython gh-106905), as dask's threads reading blocks of .npy
+#: files do.  One lock around the few microseconds of header parsing avoids it.
+_HEADER_LOCK = threading.Lock()
+
+
 def _header(fh) -> tuple[tuple[int, ...], np.dtype, bool]:
     """(shape, dtype, fortran_order) from an open ``.npy`` stream."""
     version = npformat.read_magic(fh)
     reader = (npformat.read_array_header_1_0 if version == (1, 0)
               else npformat.read_array_header_2_0)
-    shape, fortran_order, dtype = reader(fh)
+    with _HEADER_LOCK:
+        shape, fortran_order, dtype = reader(fh)
     return shape, dtype, fortran_order
 
 
