@@ -159,6 +159,18 @@ def selection_error(filename, what: str, value, n: int, plural: str | None = Non
     return SelectionError(f"{filename}: {what} {value} requested; the file has {has}.")
 
 
+def missing_selection(filename, what: str, value, available, plural: str | None = None
+                      ) -> SelectionError:
+    """``<file>: dataset '/nope' requested; the file has datasets: /a (4, 5) uint8; /b ...``.
+
+    For selections by name (``available``: one description per thing that exists).
+    """
+    plural = plural or (what + "s")
+    available = list(available)
+    has = f"{plural}: " + "; ".join(available) if available else f"no {plural}"
+    return SelectionError(f"{filename}: {what} {value!r} requested; the file has {has}.")
+
+
 def unexpected_keyword(func: str, names) -> TypeError:
     """The TypeError Python raises for a keyword a function does not take."""
     names = sorted(names)

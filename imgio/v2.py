@@ -27,7 +27,7 @@ from .core.array import Array, DeferredMeta, Image
 from .core.imopen import imopen
 from .core.limits import check_nbytes, max_bytes
 from .core.legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
-from .core.plugin import PluginV3
+from .core.plugin import PluginV3, counting_images
 from .core.request import RETURN_BYTES
 from .errors import ImgioError, MemtestError
 from .progress import make_progress
@@ -210,7 +210,8 @@ def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,
 def _count(plugin) -> int | None:
     """How many ndimages ``iter`` will yield, when the plugin knows it cheaply."""
     try:
-        return plugin.properties(index=...).n_images
+        with counting_images():
+            return plugin.properties(index=...).n_images
     except (ImgioError, NotImplementedError):
         return None
 

@@ -227,6 +227,18 @@ def _(lib, d):
     return meta(m), "resolution" in m
 
 
+@case("tiff-zero-denominator-improps-warns")
+def _(lib, d):
+    return (props(lib.v3.improps("zero.tif")), props(lib.v3.improps("zero.tif", index=...)),
+            props(lib.v3.improps("zero.tif", index=..., page=0)))
+
+
+@case("tiff-zero-denominator-v2-reader-warns-per-read")
+def _(lib, d):
+    with lib.v2.get_reader("zero.tif") as r:  # imgio counting the images adds no warning
+        return arr(r.get_data(0)), arr(r.get_data(0))
+
+
 @case("tiff-improps-index-and-page")
 def _(lib, d):
     return (props(lib.v3.improps("multipage.tif", index=0, page=1)),
@@ -553,6 +565,9 @@ def test_every_case_runs_on_imageio_as_described(data):
     # guards the guard: imageio really shows the behaviours the cases compare
     seen = {n: observe(fn, LIBS["imageio"], data) for n, (fn, _) in CASES.items()}
     assert seen["tiff-zero-denominator-warns"].warnings[0][0] is RuntimeWarning
+    assert [w[0] for w in seen["tiff-zero-denominator-improps-warns"].warnings] == \
+        [RuntimeWarning] * 3  # one per improps call
+    assert len(seen["tiff-zero-denominator-v2-reader-warns-per-read"].warnings) == 2
     assert seen["tiff-page-meta-enums-resolution-datetime"].value[1] is True
     assert "unexpected keyword argument 'img_num'" in str(seen["pillow-unknown-read-keyword"].error)
     assert isinstance(seen["v2-get-data-negative-tiff"].error, IndexError)

@@ -14,7 +14,7 @@ import tifffile
 from PIL import Image
 
 import imgio.v3 as iio
-from imgio.errors import BackendMissingError, ImageTooLargeError
+from imgio.errors import BackendMissingError, CorruptFileError, ImageTooLargeError
 
 
 def _free_port() -> int:
@@ -230,6 +230,112 @@ def test_http_not_found(http_root):
     base, _, _ = http_root
     with pytest.raises(FileNotFoundError):
         iio.imread(f"{base}/missing.tif")
+
+
+# -- http(s) without fsspec: imageio's urllib download, with the size guard ------------------
+def test_http_without_fsspec_downloads_with_urllib(http_root, monkeypatch):
+    base, folder, handler = http_root
+    rgb = np.random.default_rng(3).integers(0, 255, (50, 70, 3)).astype(np.uint8)
+    Image.fromarray(rgb).save(folder / "u.png")
+    vol = _vol((6, 40, 30))
+    tifffile.imwrite(folder / "u.tif", vol)
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # as if only the core were installed
+    import imgio.v2 as v2
+    np.testing.assert_array_equal(iio.imread(f"{base}/u.png"), rgb)
+    np.testing.assert_array_equal(v2.imread(f"{base}/u.png"), rgb)
+    np.testing.assert_array_equal(iio.imread(f"{base}/u.tif?x=1"), vol)  # the path's extension
+    assert iio.improps(f"{base}/u.tif").shape == vol.shape
+    handler.sent = 0
+    np.testing.assert_array_equal(iio.imread(f"{base}/u.tif", page=2), vol[2])
+    assert handler.sent == os.path.getsize(folder / "u.tif")  # one whole download, no ranges
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        iio.imread(f"{base}/missing.png")
+    with pytest.raises(BackendMissingError, match="fsspec"):  # writes still need fsspec
+        iio.imwrite(f"{base}/w.png", rgb)
+
+
+def test_http_without_fsspec_refuses_declared_size(http_root, monkeypatch):
+    base, folder, handler = http_root
+    data = np.random.default_rng(4).integers(0, 255, (300, 300), dtype=np.uint8)
+    Image.fromarray(data).save(folder / "big.png")  # incompressible: ~90 kB
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    from imgio.core import limits
+    monkeypatch.setattr(limits, "MAX_BYTES", 10_000)
+    # refused from the header, before the body is read
+    with pytest.raises(ImageTooLargeError, match=r"big\.png: the server declares .*Content-Length"):
+        iio.imread(f"{base}/big.png")
+    monkeypatch.setattr(limits, "MAX_BYTES", 10**6)
+    np.testing.assert_array_equal(iio.imread(f"{base}/big.png"), data)
+
+
+class _EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """Sends ~2 MiB of body (no Content-Length), then stalls until the test ends."""
+
+    release: threading.Event
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+        try:
+            for _ in range(32):
+                self.wfile.write(b"\x89PNG" + bytes(65531))
+            self.wfile.flush()
+        except OSError:  # the client hung up: what the guard should do
+            return
+        self.release.wait(30)
+
+
+def test_http_without_fsspec_stops_once_the_limit_has_arrived(monkeypatch):
+    handler = type("Handler", (_EndlessHandler,), {"release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    from imgio.core import limits
+    monkeypatch.setattr(limits, "MAX_BYTES", 1 << 20)
+    url = f"http://127.0.0.1:{server.server_address[1]}/stream.png"
+    try:
+        # a client waiting for the end of the body would time out instead
+        with pytest.raises(ImageTooLargeError, match=r"stream\.png.*arrived"):
+            iio.imread(url)
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+class _ShortHandler(http.server.BaseHTTPRequestHandler):
+    """Declares 100000 bytes, sends 3000 of a real PNG's bytes and hangs up."""
+
+    body = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(self.body[:3000])
+        self.close_connection = True
+
+
+def test_http_without_fsspec_truncated_body_is_corrupt(monkeypatch):
+    rgb = np.random.default_rng(5).integers(0, 255, (100, 100, 3)).astype(np.uint8)
+    body = iio.imwrite("<bytes>", rgb, extension=".png")
+    handler = type("Handler", (_ShortHandler,), {"body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setitem(sys.modules, "fsspec", None)
+    try:
+        with pytest.raises(CorruptFileError, match=r"short\.png.*3,000 of the 100,000 bytes"):
+            iio.imread(f"http://127.0.0.1:{server.server_address[1]}/short.png")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- missing backends -------------------------------------------------------------------------

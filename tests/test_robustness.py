@@ -86,6 +86,9 @@ def _read_all(data: bytes) -> None:
         # a mutated header may claim a huge size: Pillow warns (not an error) past
         # 89 Mpixel, and refuses past twice that (an imgio ImageTooLargeError)
         warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
+        # a resolution denominator mutated to 0: imageio's warning in properties()
+        warnings.filterwarnings("ignore", message="Ignoring resolution metadata",
+                                category=RuntimeWarning)
         _read_all_unguarded(data)
 
 

@@ -247,6 +247,8 @@ OUT_OF_RANGE = [
     ("bdv", {"setup": 5}, "setup 5 requested"),
     ("hdf5", {"dataset": "/a", "level": 1}, "level 1 requested; the file has only level 0"),
     ("hdf5", {"dataset": "/a", "index": 4}, "frame 4 requested; the file has frames 0-3"),
+    ("hdf5", {"dataset": "/nope"}, r"dataset '/nope' requested; the file has datasets: "
+                                   r"/a \(4, 16, 20\) uint16; /grp/b \(3, 8, 8\) uint8\."),
     ("gif", {"index": 3}, "frame 3 requested; the file has frames 0-2"),
     ("npz", {"index": 2}, "array 2 requested; the file has arrays 0-1"),
     ("folder", {"index": 3}, "slice 3 requested; the file has slices 0-2"),
@@ -265,3 +267,23 @@ def test_out_of_range_names_file_request_and_range(files, key, sel, message):
         assert isinstance(info.value, SelectionError), api
         assert path.name in str(info.value)
         assert "CorruptFileError" not in type(info.value).__name__
+
+
+def test_missing_dataset_in_every_api_and_the_cli(files, capsys):
+    # a name that is not in the file is a selection out of range too, wherever it is given
+    path = files["hdf5"]
+    message = r"two\.h5: dataset '/nope' requested; the file has datasets: /a .*; /grp/b "
+    calls = _calls(path, {"dataset": "/nope"})
+    calls.update({
+        "imopen(dataset=)": lambda: iio.imopen(path, "r", dataset="/nope").read(),
+        "v2.imread": lambda: v2.imread(path, dataset="/nope"),
+        "v2.volread": lambda: v2.volread(path, dataset="/nope"),
+        "v2.mimread": lambda: v2.mimread(path, dataset="/nope"),
+        "cli.info": lambda: cli.info(path, dataset="/nope")})
+    for api, call in calls.items():
+        with pytest.raises(SelectionError, match=message):
+            call()
+    assert cli.main(["info", "--dataset", "/nope", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SelectionError" in err and "'/nope' requested" in err
+    assert "/grp/b (3, 8, 8) uint8" in err

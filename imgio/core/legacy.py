@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ClosedError, ShapeError
 from . import registry
 from .array import Array
-from .plugin import PluginV3, _is_write_failure
+from .plugin import PluginV3, _is_write_failure, counting_images
 
 __all__ = ["Format", "Reader", "Writer", "format_of"]
 
@@ -239,6 +239,10 @@ class Reader(_Base):
         return self._length
 
     def _count(self) -> int | float:
+        with counting_images():  # imgio's bookkeeping: no warnings meant for improps
+            return self._count_images()
+
+    def _count_images(self) -> int | float:
         from ..v3 import _SELECTION_KEYWORDS
         # the keywords that choose what is read (dataset=, level= ...) choose what is counted
         sel = {k: v for k, v in self._kwargs.items() if k in _SELECTION_KEYWORDS

@@ -14,6 +14,8 @@ its format (plugin choice then tries the next candidate) and
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import importlib
@@ -27,13 +29,29 @@ from ..errors import ClosedError, DTypeError, ShapeError
 from .limits import check_nbytes
 from .request import Request
 
-__all__ = ["ImageProperties", "PluginV3", "ARRAY_ADAPTERS"]
+__all__ = ["ImageProperties", "PluginV3", "ARRAY_ADAPTERS", "counting", "counting_images"]
 
 #: adapters the layers above register (``"dask"``: ``adapter(plugin, index=, chunks=,
 #: **selection)`` for :meth:`PluginV3.to_dask`); the core never imports them
 ARRAY_ADAPTERS: dict[str, Any] = {}
 #: the module that registers each adapter, loaded by name on first use
 _ADAPTER_MODULES = {"dask": "imgio.lazy"}
+
+#: true while imgio itself (not the user) asks ``properties`` how many images there are,
+#: e.g. v2's ``len(reader)`` inside ``get_data``: plugins then leave out the warnings that
+#: imageio gives only for the user's own ``improps``/``properties`` call
+counting: contextvars.ContextVar[bool] = contextvars.ContextVar("imgio_counting",
+                                                                 default=False)
+
+
+@contextlib.contextmanager
+def counting_images():
+    """Mark the ``properties`` calls inside as imgio's own bookkeeping (see :data:`counting`)."""
+    token = counting.set(True)
+    try:
+        yield
+    finally:
+        counting.reset(token)
 
 
 @dataclasses.dataclass

@@ -654,7 +654,20 @@ def _parse_remote(self, uri: str) -> str:
     """``kind`` of an fsspec URL: ``"file"`` (a file object), ``"urldir"`` (a Zarr store)
     or, for writing one file, ``"url"`` (a local temp file uploaded by finish)."""
     self.url = self.filename = uri
-    self.fs, self.fs_path = url_to_fs(uri, self.storage_options)
+    try:
+        self.fs, self.fs_path = url_to_fs(uri, self.storage_options)
+    except ImportError:
+        # imageio reads http(s) with the standard library only: so does imgio when fsspec
+        # (or its aiohttp) is missing; storage options and writes still need fsspec
+        if self.io_mode != "r" or self.storage_options \
+                or uri.partition("://")[0].lower() not in ("http", "https") \
+                or _remote_extension(uri.partition("?")[0].rstrip("/")) == ".zarr":
+            raise
+        self.url = None  # no filesystem: plugins see bytes named by the URL
+        self._bytes = download(uri)
+        from urllib.parse import urlsplit
+        self._compat_name = urlsplit(uri).path  # gives the extension
+        return "bytes"
     fs, path = self.fs, self.fs_path
     ext = _remote_extension(path)
     if self.io_mode == "w":
@@ -685,6 +698,72 @@ def _parse_remote(self, uri: str) -> str:
 
 
 Request._parse_remote = _parse_remote
+
+
+#: seconds to wait for a server without fsspec (imageio's variable and default)
+_DEFAULT_TIMEOUT = 5.0
+#: bytes read per call while downloading
+_DOWNLOAD_CHUNK = 1 << 20
+
+
+def download(url: str) -> bytes:
+    """Every byte of an http(s) URL, read with :mod:`urllib` (no fsspec needed).
+
+    Refuses with :class:`~imgio.errors.ImageTooLargeError`, naming the URL, a
+    ``Content-Length`` above the size guard's limit (:func:`imgio.core.limits.max_bytes`)
+    or, without one, as soon as more than the limit has arrived.  A missing resource
+    (HTTP 404/410) raises :class:`FileNotFoundError`.  The timeout is imageio's:
+    ``$IMAGEIO_REQUEST_TIMEOUT`` seconds, else 5.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from ..errors import CorruptFileError, ImageTooLargeError
+    from .limits import _size, _source, max_bytes
+    cap = max_bytes()
+
+    def too_large(what: str) -> ImageTooLargeError:
+        return ImageTooLargeError(
+            f"Cannot read {url}: {what}, more than the size limit of {_size(cap)} "
+            f"({_source(None)}). "
+            "Install fsspec to read it in parts, or raise the limit "
+            "(imgio.core.limits.MAX_BYTES or IMGIO_MAX_BYTES).")
+
+    env = os.environ.get("IMAGEIO_REQUEST_TIMEOUT", "")
+    timeout = float(env) if env.isdigit() else _DEFAULT_TIMEOUT
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (404, 410):
+            raise file_not_found(url) from None
+        raise OSError(f"Cannot read {url}: the server answered HTTP {exc.code} "
+                      f"({exc.reason}).") from None
+    except urllib.error.URLError as exc:
+        raise OSError(f"Cannot read {url}: {exc.reason}") from exc
+    with response:
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            raise too_large(f"the server declares {_size(int(declared))} (Content-Length)")
+        buf = io.BytesIO()  # getvalue() hands over its buffer without a copy
+        received = 0
+        try:
+            # read1: what has arrived (at most a chunk), so the guard acts as soon as it can
+            while chunk := response.read1(_DOWNLOAD_CHUNK):
+                received += len(chunk)
+                if received > cap:
+                    raise too_large(f"{received:,} bytes arrived")
+                buf.write(chunk)
+        except http.client.IncompleteRead as exc:  # a chunked body cut short
+            raise CorruptFileError(f"Cannot read {url}: the connection ended after "
+                                   f"{received + len(exc.partial):,} bytes, before the end "
+                                   "of the body.") from None
+        if declared.isdigit() and received != int(declared):  # all or nothing
+            raise CorruptFileError(f"Cannot read {url}: the connection ended after "
+                                   f"{received:,} of the {int(declared):,} bytes the server "
+                                   "declared (Content-Length).")
+    return buf.getvalue()
 
 
 # -- imageio-compatible sources ---------------------------------------------------------

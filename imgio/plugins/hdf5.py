@@ -63,7 +63,7 @@ from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
 from ..core.registry import _hdf5
 from .physical import normalize_unit
-from ..errors import selection_error, unexpected_keyword
+from ..errors import missing_selection, selection_error, unexpected_keyword
 from ..errors import (CorruptFileError, DTypeError, ExternalReferenceError, FormatError,
                       ImgioError, InitializationError, ShapeError)
 
@@ -884,10 +884,10 @@ class Hdf5Plugin(PluginV3):
         f = self._h5
         if dataset is not None:
             obj = f.get(dataset)
-            if obj is None:
-                raise FormatError(
-                    f"{self._request.filename} has no dataset {dataset!r}; it holds: "
-                    + self._listing(list(self.datasets.items())))
+            if obj is None:  # a missing selection: an IndexError listing what exists
+                raise missing_selection(
+                    self._request.filename, "dataset", dataset,
+                    [f"{p} {tuple(s)} {np.dtype(d)}" for p, (s, d) in self.datasets.items()])
             if isinstance(obj, h5py.Dataset):
                 if level:
                     raise selection_error(f"{self._request.filename} ({obj.name}, not a "

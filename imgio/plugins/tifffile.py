@@ -54,7 +54,7 @@ import numpy as np
 import tifffile
 
 from .. import _kernels
-from ..core.plugin import ImageProperties, PluginV3
+from ..core.plugin import ImageProperties, PluginV3, counting
 from .physical import METERS, normalize_unit
 from ..core.registry import _tiff
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
@@ -169,6 +169,9 @@ class _watch:
 
 #: classic TIFF holds 4 GB; leave room for the metadata
 _BIGTIFF_ABOVE = 2**32 - 2**25
+#: imageio's RuntimeWarning for a resolution tag with a 0 denominator (immeta and improps)
+_ZERO_DENOMINATOR = ("Ignoring resolution metadata because at least one direction has a 0 "
+                     "denominator.")
 
 _NATIVE = "<" if np.little_endian else ">"
 
@@ -873,6 +876,8 @@ class TifffilePlugin(PluginV3):
 
         Takes the selection keywords of :meth:`read` (``index``/``series``,
         ``page``/``key``, ``level``, ``squeeze``) and means the same by them.
+        Like imageio's, warns (``RuntimeWarning``) when the page described has a
+        resolution tag with a 0 denominator.
         """
         self._check_open()
         self._set_partial(kwargs)
@@ -882,6 +887,10 @@ class TifffilePlugin(PluginV3):
         if level is not None:
             return self._guard(self._level_properties, index, page, level, squeeze)
         props = self._guard(self._properties, index, page)
+        # imageio's improps warns about a resolution with a 0 denominator (the user's
+        # calls, not the counting and sizing that imgio's own layers do)
+        if not counting.get() and self._guard(self._zero_denominator, index, page):
+            warnings.warn(_ZERO_DENOMINATOR, RuntimeWarning, stacklevel=2)
         if squeeze is False and page is None and index is not Ellipsis:
             ser = self._series[self._series_index(index)]
             shape, axes = tuple(ser.get_shape(False)), ser.get_axes(False)
@@ -916,6 +925,23 @@ class TifffilePlugin(PluginV3):
             spacing = units = None
         return ImageProperties(shape=shape, dtype=lev.dtype, spacing=spacing, axes=axes,
                                units=units)
+
+    def _zero_denominator(self, index: Any, page: Any) -> bool:
+        """Whether the page that :meth:`properties` describes first has a resolution (with
+        its unit) whose denominator is 0: imageio's ``improps`` warns about it."""
+        if page is not None:
+            pages = (self._tif.pages if index is None or index is Ellipsis
+                     else self._series[self._series_index(index)].pages)
+            p = pages[0 if page is Ellipsis else self._normalize_index(page, len(pages), "page")]
+            p = p.keyframe if getattr(p, "keyframe", None) is not None else p
+        else:
+            p = self._series[0 if index is None or index is Ellipsis
+                             else self._series_index(index)].keyframe
+        tags = getattr(p, "tags", None)
+        if tags is None or tags.get(296) is None:
+            return False
+        x, y = tags.get(282), tags.get(283)
+        return x is not None and y is not None and (x.value[1] == 0 or y.value[1] == 0)
 
     def _properties(self, index: Any, page: int | None) -> ImageProperties:
         if page is not None:
@@ -1218,8 +1244,7 @@ class TifffilePlugin(PluginV3):
                 (xn, xd), (yn, yd) = x.value, y.value
                 if xd == 0 or yd == 0:
                     pending = getattr(self, "_meta_warnings", None)
-                    message = ("Ignoring resolution metadata because at least one "
-                               "direction has a 0 denominator.")
+                    message = _ZERO_DENOMINATOR
                     if pending is None:
                         warnings.warn(message, RuntimeWarning, stacklevel=3)
                     else:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import imgio.v3 as iio
-from imgio.errors import CorruptFileError, FormatError, ShapeError
+from imgio.errors import CorruptFileError, FormatError, SelectionError, ShapeError
 from imgio.plugins.hdf5 import Hdf5Plugin
 from imgio.testing import PluginConformance
 
@@ -250,7 +250,9 @@ def test_several_candidates_listed(tmp_path):
 def test_missing_dataset_and_no_images(tmp_path):
     path = tmp_path / "two.h5"
     _two_datasets(path)
-    with pytest.raises(FormatError, match="no dataset 'nope'.*/raw"):
+    with pytest.raises(SelectionError, match=r"two\.h5: dataset 'nope' requested; the file "
+                                             r"has datasets: .*/raw \(3, 8, 9\) uint16; "
+                                             r"/seg/labels"):
         iio.imread(path, dataset="nope")
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as f:
