@@ -149,7 +149,7 @@ class SelectionError(ImgioError, IndexError):
 def selection_error(filename, what: str, value, n: int, plural: str | None = None
                     ) -> SelectionError:
     """``<file>: level 3 requested; the file has levels 0-2``."""
-    plural = plural or (what + "s")
+    plural = plural or (what if what.endswith("s") else what + "s")  # "series" stays
     if n <= 0:
         has = f"no {plural}"
     elif n == 1:

@@ -240,7 +240,7 @@ def test_unknown_keyword_is_refused(files, key, name):
 # -- out of range ------------------------------------------------------------------------------
 OUT_OF_RANGE = [
     ("tiff", {"level": 3}, "level 3 requested; the file has levels 0-2"),
-    ("tiff", {"series": 2}, "series 2 requested; the file has seriess 0-1"),
+    ("tiff", {"series": 2}, "series 2 requested; the file has series 0-1"),
     ("tiff", {"page": 9}, "page 9 requested; the file has pages 0-3"),
     ("tiff", {"index": 1, "page": 2}, "page 2 requested; the file has pages 0-1"),
     ("bdv", {"level": 2}, "level 2 requested; the file has levels 0-1"),

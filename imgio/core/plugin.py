@@ -362,7 +362,8 @@ class PluginV3:
 
     def _index_error(self, index: Any, n: int, what: str = "image") -> IndexError:
         from ..errors import SelectionError
-        has = f"{what}s 0-{n - 1}" if n > 1 else f"only {what} 0" if n == 1 else f"no {what}s"
+        plural = what if what.endswith("s") else what + "s"  # "series" stays "series"
+        has = f"{plural} 0-{n - 1}" if n > 1 else f"only {what} 0" if n == 1 else f"no {plural}"
         return SelectionError(
             f"{self._request.filename}: {what} index {index} is out of range "
             f"({what} {index} requested; the file has {has})."
