@@ -261,14 +261,6 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 # -- chunk plans ------------------------------------------------------------------------
 def _native_target() -> int:
     """:data:`NATIVE_CHUNK_BYTES`, or dask's ``array.chunk-size`` when smaller."""

@@ -801,7 +801,7 @@ class Hdf5Plugin(PluginV3):
                                          + hint)
         try:
             same = ds.file.id == self._h5.id
-        except Exception:
+        except (ValueError, RuntimeError):  # h5py's errors for an id it cannot compare
             same = True
         if not same:
             raise ExternalReferenceError(

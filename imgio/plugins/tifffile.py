@@ -55,7 +55,7 @@ import tifffile
 
 from .. import _kernels
 from ..core.plugin import ImageProperties, PluginV3, counting
-from .physical import METERS, normalize_unit
+from .physical import METERS, normalize_unit, positive
 from ..core.registry import _tiff
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                       ImgioError, InitializationError, PartialReadWarning, ShapeError,
@@ -208,12 +208,7 @@ _OME_UNIT = {"um": "µm", "us": "µs", "angstrom": "Å", "inch": "in"}
 _IN_CM = {"nm": 1e-7, "um": 1e-4, "mm": 0.1, "cm": 1.0, "m": 100.0, "inch": 2.54}
 
 
-def _positive(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if v > 0 and math.isfinite(v) else None
+_positive = positive  # one rule for "a usable physical size", in physical.py
 
 
 def _rational(value: Any) -> float | None:
@@ -455,8 +450,10 @@ class TifffilePlugin(PluginV3):
             return
         try:
             xml = tif.pages.first.description or ""
-        except Exception:
-            return
+        except Exception as exc:
+            if not _is_damage(exc):
+                raise  # imgio's own bug must not switch the reference check off
+            return  # a damaged first page: tifffile cannot follow its references either
         if "FileName" not in xml:
             return
         root = os.path.realpath(os.path.dirname(self._request.path))
@@ -1167,7 +1164,7 @@ class TifffilePlugin(PluginV3):
         if self._request.kind == "path":
             try:
                 fresh = tifffile.TiffFile(self._request.path)
-            except Exception:
+            except Exception:  # only for the flags' values: the open handle answers instead
                 fresh = None
         try:
             return self._file_meta_of(fresh if fresh is not None else self._tif)
