@@ -22,7 +22,7 @@ Everything here works on raw bytes and runs without the GIL:
 
 Every Python-callable entry point checks its sizes in O(1) and raises
 ValueError before its nogil core runs; the cores neither allocate Python
-objects nor raise.  ``imgio._fasttiff`` turns statuses into errors.  The
+objects nor raise.  ``imgio.plugins.tiff.fastpath`` turns statuses into errors.  The
 implementation follows the public TIFF 6.0 and BigTIFF specs.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
@@ -39,7 +39,7 @@ cpdef enum Status:
     NEED_MORE = 2
     CORRUPT = 3
 
-# corrupt codes (messages live in imgio._fasttiff)
+# corrupt codes (messages live in imgio.plugins.tiff.fastpath)
 cpdef enum Corrupt:
     C_TRUNC_HEADER = 1      # file too short for its header
     C_BAD_BIGTIFF = 2       # BigTIFF header with bad offset size / reserved
@@ -845,7 +845,7 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     }
 
 
-# -- the serving policy (the only copy: imgio._fasttiff reads its verdict) ----------
+# -- the serving policy (the only copy: imgio.plugins.tiff.fastpath reads its verdict) ----------
 # Each rule says why the fast path does not serve a file; 0 means it does.  The
 # messages are formatted with the rule's detail value by ``decline_reason``.
 cdef enum Decline:

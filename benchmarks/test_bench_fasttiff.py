@@ -1,6 +1,6 @@
 """A folder of small single-page TIFFs: the Cython fast path against its peers.
 
-Per file (group "tiff folder per-file"): ``imgio._fasttiff.read_simple``,
+Per file (group "tiff folder per-file"): ``imgio.plugins.tiff.fastpath.read_simple``,
 ``tifffile.imread``, ``imageio.v2.imread``, ``imgio.v3.imread`` /
 ``imgio.v2.imread`` (which reach the fast path through the TIFF plugin's
 seam) and the floor: ``open`` + ``readinto`` of the known pixel bytes.
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from imgio import _fasttiff
+from imgio.plugins.tiff import fastpath as _fasttiff
 
 N_FILES = 2000 if os.environ.get("IMGIO_BENCH_FULL") == "1" else 200
 SHAPE = (256, 256)

@@ -89,5 +89,5 @@ def run_demo(directory: str | None = None, shape=(64, 512, 512), out=print) -> d
 
 def _has_physical_write() -> bool:
     """Whether the TIFF plugin writes spacing/axes/units (added with the microscopy work)."""
-    from .plugins import tifffile as tp
+    from .plugins.tiff import plugin as tp
     return getattr(tp, "WRITES_PHYSICAL", False)

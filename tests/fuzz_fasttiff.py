@@ -6,7 +6,7 @@ ImageJ / shaped / plain descriptions) damaged by one to four mutations: byte
 flips anywhere (weighted toward the header and IFD), flips inside the pixel
 data, truncation, appended bytes, and edits of strip/tile offsets and byte
 counts (0, inside the header, past the end, random).  For every case the
-fast path (``imgio._fasttiff.read_simple``) either declines (``None``),
+fast path (``imgio.plugins.tiff.fastpath.read_simple``) either declines (``None``),
 raises ``CorruptFileError``/``ImageTooLargeError``, or returns an array; an
 array is compared with ``tifffile.imread`` of the same bytes.
 
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tifffile
 
-from imgio import _fasttiff
+from imgio.plugins.tiff import fastpath as _fasttiff
 from imgio.errors import CorruptFileError, ImageTooLargeError
 
 MAX_BYTES = 64 << 20   # a mutated size field must not make the harness allocate GiBs

@@ -185,7 +185,7 @@ def test_convert_compressed(stack_tif, tmp_path, capsys):
 
 def test_convert_streams_frame_by_frame(stack_tif, tmp_path, monkeypatch):
     path, vol = stack_tif
-    from imgio.plugins.tifffile import TifffilePlugin
+    from imgio.plugins.tiff.plugin import TifffilePlugin
     seen = []
     original = TifffilePlugin.append
 

@@ -1,4 +1,4 @@
-"""The Cython TIFF fast path (imgio._fasttiff / _ext/tiffparse) against tifffile.
+"""The Cython TIFF fast path (imgio.plugins.tiff.fastpath / _ext/tiffparse) against tifffile.
 
 * differential: every generated file the fast path serves reads exactly as
   ``tifffile.imread`` (dtype, shape, values); files it does not serve give None;
@@ -21,7 +21,7 @@ import tifffile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from imgio import _fasttiff
+from imgio.plugins.tiff import fastpath as _fasttiff
 from imgio._ext import tiffparse as _tp
 from imgio.errors import CorruptFileError, DTypeError, ShapeError
 

@@ -84,7 +84,7 @@ def test_truncated_gif_raises_not_fewer_frames(tmp_path):
 
 
 def test_imgio_bugs_are_not_relabelled_as_damage(tmp_path, monkeypatch):
-    from imgio.plugins import tifffile as plugin
+    from imgio.plugins.tiff import plugin as plugin
     path = tmp_path / "ok.tif"
     tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
 

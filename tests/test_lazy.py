@@ -510,7 +510,7 @@ def test_no_import_cycles():
     for layer in ("imgio.lazy", "imgio.lazy.array", "imgio.lazy.sources", "imgio.lazy.dask",
                   "imgio.plugins.folder"):
         assert not {d for d in graph[layer] if d.startswith(("imgio.plugins.", "imgio.v3",
-                                                               "imgio._fasttiff"))}, layer
+                                                               "imgio.plugins.tiff.fastpath"))}, layer
 
 
 def test_lazy_layer_knows_no_format():
@@ -525,7 +525,7 @@ def test_lazy_layer_knows_no_format():
 
 
 @pytest.mark.parametrize("module", ["imgio.core.plugin", "imgio.lazy", "imgio.lazy.dask",
-                                    "imgio.plugins.folder", "imgio.plugins.tifffile",
+                                    "imgio.plugins.folder", "imgio.plugins.tiff.plugin",
                                     "imgio.lazyio", "imgio.core.imopen", "imgio.lazy.sources"])
 def test_each_module_imports_first_in_a_fresh_interpreter(module):
     subprocess.run([sys.executable, "-W", "error", "-c", f"import {module}"], check=True,

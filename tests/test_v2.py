@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgio.core.legacy import IMAGEIO_FORMAT_NAMES
+from imgio.v2.legacy import IMAGEIO_FORMAT_NAMES
 
 import imgio
 import imgio.v2 as iio
 import imgio.v3 as iio3
 from imgio.core import registry
-from imgio.core.array import Array
+from imgio.v2.array import Array
 from imgio.errors import DTypeError, MemtestError, NoPluginError, ShapeError
 
 DATA = Path(__file__).parent / "data"

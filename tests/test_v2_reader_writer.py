@@ -12,8 +12,8 @@ import pytest
 
 import imgio.v2 as iio
 import imgio.v3 as iio3
-from imgio.core.array import Array
-from imgio.core.legacy import Format, Reader, Writer
+from imgio.v2.array import Array
+from imgio.v2.legacy import Format, Reader, Writer
 from imgio.core.plugin import ImageProperties, PluginV3
 
 DATA = Path(__file__).parent / "data"

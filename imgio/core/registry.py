@@ -15,6 +15,8 @@ import importlib.util
 from typing import Callable, Optional
 
 from ..errors import BackendMissingError
+from ..plugins.hdf5 import sniff as _hdf5
+from ..plugins.tiff import sniff as _tiff
 
 __all__ = ["PluginSpec", "PLUGINS", "get_spec", "known_extensions"]
 
@@ -24,22 +26,12 @@ Sniffer = Callable[[bytes], bool]
 _LOADED: dict = {}
 
 
-def _tiff(head: bytes) -> bool:
-    return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
 def _npy(head: bytes) -> bool:
     return head[:6] == b"\x93NUMPY"
 
 
 def _zip(head: bytes) -> bool:
     return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
-
-
-def _hdf5(head: bytes) -> bool:
-    # the superblock sits at 0 or, after a user block, at 512, 1024, ...
-    sig = b"\x89HDF\r\n\x1a\n"
-    return head[:8] == sig or head[512:520] == sig or head[1024:1032] == sig
 
 
 def _pillow(head: bytes) -> bool:
@@ -120,7 +112,7 @@ class PluginSpec:
 #: every plugin imgio ships, highest priority first
 PLUGINS: list[PluginSpec] = [
     PluginSpec(
-        name="tifffile", module="imgio.plugins.tifffile", class_name="TifffilePlugin",
+        name="tifffile", module="imgio.plugins.tiff.plugin", class_name="TifffilePlugin",
         extensions=(".tif", ".tiff", ".stk", ".lsm", ".btf", ".tf8", ".tf2", ".ome.tif"),
         modes="iIvV", description="TIFF, BigTIFF, ImageJ, OME-TIFF, STK and LSM via tifffile",
         backend="tifffile", sniff=_tiff, aliases=("TIFF", "tiff", "TIFF-PIL"),
@@ -149,7 +141,7 @@ PLUGINS: list[PluginSpec] = [
         aliases=("PIL", "PNG-PIL", "JPEG-PIL", "GIF-PIL", "BMP-PIL", "WEBP-PIL"),
     ),
     PluginSpec(
-        name="hdf5", module="imgio.plugins.hdf5", class_name="Hdf5Plugin",
+        name="hdf5", module="imgio.plugins.hdf5.plugin", class_name="Hdf5Plugin",
         extensions=(".h5", ".hdf5", ".he5", ".nwb", ".ims"), modes="iIvV",
         description="HDF5 datasets (incl. BigDataViewer, Imaris .ims) via h5py",
         backend="h5py", sniff=_hdf5, aliases=("HDF5", "h5py"),

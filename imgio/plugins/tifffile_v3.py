@@ -1,4 +1,4 @@
 """imageio's module name for the tifffile plugin (``imageio.plugins.tifffile_v3``)."""
-from .tifffile import TifffilePlugin
+from .tiff.plugin import TifffilePlugin
 
 __all__ = ["TifffilePlugin"]

@@ -1,4 +1,4 @@
-"""imgio.core.array.Array: an ndarray with a ``.meta`` dict (imageio's core.Array)."""
+"""imgio.v2.array.Array: an ndarray with a ``.meta`` dict (imageio's core.Array)."""
 import copy
 import pickle
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import imgio
-from imgio.core.array import Array, Dict, Image
+from imgio.v2.array import Array, Dict, Image
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_compare_with_imageio_array():
 
 
 def test_deferred_meta_is_loaded_once_on_first_access():
-    from imgio.core.array import DeferredMeta
+    from imgio.v2.array import DeferredMeta
     calls = []
 
     def load():

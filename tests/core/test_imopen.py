@@ -39,7 +39,7 @@ def test_compound_extension_for_writing(tmp_path):
 def test_explicit_plugin_by_any_case_and_class(tmp_path):
     path = tmp_path / "a.tif"
     iio.imwrite(path, np.ones((3, 3), np.uint8), plugin="TIFFFILE")
-    from imgio.plugins.tifffile import TifffilePlugin
+    from imgio.plugins.tiff.plugin import TifffilePlugin
     assert iio.imread(path, plugin=TifffilePlugin).sum() == 9
     with pytest.raises(ValueError, match="not a registered plugin"):
         iio.imread(path, plugin="nope")

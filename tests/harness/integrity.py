@@ -188,7 +188,7 @@ _BOMB_CHILD = textwrap.dedent('''
     import numpy as np
     kind, api, path, limit = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     import imgio.v2 as v2, imgio.v3 as iio
-    import imgio.plugins.tifffile, imgio.plugins.hdf5, imgio.plugins.npy, tifffile, h5py
+    import imgio.plugins.tiff.plugin, imgio.plugins.hdf5.plugin, imgio.plugins.npy, tifffile, h5py
     from imgio.errors import ImageTooLargeError, ImgioError
     import resource
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -159,7 +159,7 @@ def test_folder_without_images(tmp_path):
 
 
 def test_fast_seam_used_for_slices(stack, monkeypatch):
-    import imgio._fasttiff as fasttiff
+    import imgio.plugins.tiff.fastpath as fasttiff
     folder, expected = stack
     calls = []
 

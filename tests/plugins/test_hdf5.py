@@ -11,7 +11,7 @@ import pytest
 
 import imgio.v3 as iio
 from imgio.errors import CorruptFileError, FormatError, SelectionError, ShapeError
-from imgio.plugins.hdf5 import Hdf5Plugin
+from imgio.plugins.hdf5.plugin import Hdf5Plugin
 from imgio.testing import PluginConformance
 
 

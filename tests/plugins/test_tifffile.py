@@ -111,7 +111,7 @@ def test_resolution_gives_spacing(tmp_path):
 def test_small_compressed_files_decode_on_one_thread(tmp_path, monkeypatch):
     import tifffile as tf
 
-    from imgio.plugins import tifffile as tp
+    from imgio.plugins.tiff import plugin as tp
     vol = (np.arange(8 * 32 * 32, dtype=np.uint16) % 977).reshape(8, 32, 32)
     small = tmp_path / "small.tif"
     tf.imwrite(small, vol, compression="zlib")

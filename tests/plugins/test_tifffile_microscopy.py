@@ -14,7 +14,7 @@ import tifffile
 import imgio.v3 as iio
 from imgio.errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                           ImgioError, ShapeError)
-from imgio.plugins import tifffile as tp
+from imgio.plugins.tiff import plugin as tp
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -301,7 +301,7 @@ def test_out_is_filled_and_checked(tmp_path):
 
 
 def test_fast_seam(tmp_path, monkeypatch):
-    import imgio._fasttiff as fasttiff
+    import imgio.plugins.tiff.fastpath as fasttiff
     path = tmp_path / "s.tif"
     vol = np.arange(2 * 4 * 5, dtype=np.uint8).reshape(2, 4, 5)
     iio.imwrite(path, vol)

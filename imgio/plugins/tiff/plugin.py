@@ -22,7 +22,7 @@ read(index=None, page=None, out=None, mmap=False, fast=True, maxworkers=None, **
     ``index`` is an int, of the whole file otherwise.  ``mmap=True`` returns a
     read-only memory map of uncompressed contiguous data (opens instantly).
     ``maxworkers`` threads decode compressed pages or read uncompressed data
-    (default: every core).  ``fast=False`` bypasses :mod:`imgio._fasttiff`.
+    (default: every core).  ``fast=False`` bypasses :mod:`imgio.plugins.tiff.fastpath`.
     Other keywords go to ``TiffFile.asarray``.
 write(ndimage, is_batch=None, spacing=None, axes=None, units=None, ome=None, **kw)
     One series per call, or one per element with ``is_batch=True`` or a list.
@@ -53,11 +53,11 @@ from typing import Any, Iterator
 import numpy as np
 import tifffile
 
-from .. import _kernels
-from ..core.plugin import ImageProperties, PluginV3, counting
-from .physical import METERS, normalize_unit, positive
-from ..core.registry import _tiff
-from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
+from ... import _kernels
+from ...core.plugin import ImageProperties, PluginV3, counting
+from ..physical import METERS, normalize_unit, positive
+from . import sniff as _tiff
+from ...errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                       ImgioError, InitializationError, PartialReadWarning, ShapeError,
                       selection_error, unexpected_keyword)
 
@@ -189,13 +189,13 @@ def _cpu_count() -> int:
 
 # -- the seam for the fast Cython parser ------------------------------------------------
 def _try_fast(path, out=None, max_bytes=None, fd=None, head=None, size=None):
-    """Read ``path`` with :func:`imgio._fasttiff.read_simple`, or ``None`` if it declines.
+    """Read ``path`` with :func:`imgio.plugins.tiff.fastpath.read_simple`, or ``None`` if it declines.
 
     The fast parser decides from the parsed tags; a file it recognises as
     damaged raises :class:`~imgio.errors.CorruptFileError` (tifffile would
     sometimes read such a file partially, with only a log message).
     """
-    from .. import _fasttiff
+    from . import fastpath as _fasttiff
     return _fasttiff.read_simple(os.fspath(path), out=out, max_bytes=max_bytes, fd=fd,
                                  head=head, size=size)
 
@@ -335,13 +335,13 @@ def _memory_limit(override=None) -> float:
     """
     if override is not None:
         try:
-            from ..core import limits
+            from ...core import limits
             return limits.max_bytes(override)
         except ImportError:  # pragma: no cover - older trees without the limits module
             return float(override) if override else float("inf")
     if MAX_BYTES is not None:
         return float(MAX_BYTES)
-    from ..core import limits
+    from ...core import limits
     return limits.max_bytes(None)
 
 
@@ -460,7 +460,7 @@ class TifffilePlugin(PluginV3):
         for name in set(re.findall(r'FileName\s*=\s*"([^"]*)"', xml)):
             real = os.path.realpath(os.path.join(root, name))
             if os.path.commonpath([root, real]) != root:
-                from ..errors import ExternalReferenceError
+                from ...errors import ExternalReferenceError
                 raise ExternalReferenceError(
                     f"{self._request.filename}: its OME-XML refers to FileName={name!r}, "
                     f"outside the file's folder ({real}); imgio reads only what you named. "

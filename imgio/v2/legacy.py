@@ -23,9 +23,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ClosedError, ShapeError
-from . import registry
+from ..core import registry
 from .array import Array
-from .plugin import PluginV3, _is_write_failure, counting_images
+from ..core.plugin import PluginV3, _is_write_failure, counting_images
 
 __all__ = ["Format", "Reader", "Writer", "format_of"]
 
@@ -220,7 +220,7 @@ class Reader(_Base):
     """Reads the images of one resource one at a time (imageio's ``Reader``).
 
     Keywords given to :func:`imgio.v2.get_reader` are passed to every read.
-    Images come back as :class:`~imgio.core.array.Array` with ``.meta``.
+    Images come back as :class:`~imgio.v2.array.Array` with ``.meta``.
     """
 
     _what = "Reader"

@@ -1,7 +1,7 @@
 """The classic imageio v2 API: ``import imgio.v2 as imageio``.
 
 Scripts written for ``imageio.v2`` run unchanged.  Every read returns an
-:class:`~imgio.core.array.Array` (an ndarray with ``.meta``); every function
+:class:`~imgio.v2.array.Array` (an ndarray with ``.meta``); every function
 goes through :func:`imgio.core.imopen.imopen`, so plugin choice, atomic writes
 and error messages are the same as in :mod:`imgio.v3`.
 
@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
-from .core import registry
-from .core.array import Array, DeferredMeta, Image
-from .core.imopen import imopen
-from .core.limits import check_nbytes, max_bytes
-from .core.legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
-from .core.plugin import PluginV3, counting_images
-from .core.request import RETURN_BYTES
-from .errors import ImgioError, MemtestError
-from .progress import make_progress
+from .. import _kernels
+from ..core import registry
+from .array import Array, DeferredMeta, Image
+from ..core.imopen import imopen
+from ..core.limits import check_nbytes, max_bytes
+from .legacy import MODE_NAMES, Format, Reader, Writer, _plugin_meta, check_mode
+from ..core.plugin import PluginV3, counting_images
+from ..core.request import RETURN_BYTES
+from ..errors import ImgioError, MemtestError
+from ..progress import make_progress
 
 __all__ = [
     "imread", "mimread", "volread", "mvolread",
@@ -321,7 +321,7 @@ def mvolwrite(uri, vols, format: Any = None, **kwargs) -> bytes | None:
 
 # -- readers and writers ---------------------------------------------------------------
 def get_reader(uri, format: Any = None, mode: str = "?", **kwargs) -> Reader:
-    """A :class:`~imgio.core.legacy.Reader` for ``uri``.
+    """A :class:`~imgio.v2.legacy.Reader` for ``uri``.
 
     Parameters
     ----------
@@ -336,7 +336,7 @@ def get_reader(uri, format: Any = None, mode: str = "?", **kwargs) -> Reader:
 
 
 def get_writer(uri, format: Any = None, mode: str = "?", **kwargs) -> Writer:
-    """A :class:`~imgio.core.legacy.Writer` for ``uri``; ``**kwargs`` go to every append."""
+    """A :class:`~imgio.v2.legacy.Writer` for ``uri``; ``**kwargs`` go to every append."""
     mode = _check_mode_letter(mode)
     return Writer(_open(uri, "w" + mode, format), **kwargs)
 
@@ -345,7 +345,7 @@ def get_writer(uri, format: Any = None, mode: str = "?", **kwargs) -> Writer:
 class FormatManager:
     """The registered formats (``imgio.v2.formats``).
 
-    Iterate over it for :class:`~imgio.core.legacy.Format` objects; index it
+    Iterate over it for :class:`~imgio.v2.legacy.Format` objects; index it
     with a name, extension or file name (``formats["tif"]``).
     """
 

@@ -58,13 +58,13 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from .. import _kernels
-from ..core.limits import check_nbytes
-from ..core.plugin import ImageProperties, PluginV3
-from ..core.registry import _hdf5
-from .physical import normalize_unit
-from ..errors import missing_selection, selection_error, unexpected_keyword
-from ..errors import (CorruptFileError, DTypeError, ExternalReferenceError, FormatError,
+from ... import _kernels
+from ...core.limits import check_nbytes
+from ...core.plugin import ImageProperties, PluginV3
+from . import sniff as _hdf5
+from ..physical import normalize_unit
+from ...errors import missing_selection, selection_error, unexpected_keyword
+from ...errors import (CorruptFileError, DTypeError, ExternalReferenceError, FormatError,
                       ImgioError, InitializationError, ShapeError)
 
 __all__ = ["Hdf5Plugin"]

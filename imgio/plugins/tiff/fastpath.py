@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from ._ext import tiffparse as _tp
-from .core.limits import check_nbytes
-from .errors import CorruptFileError, DTypeError, ShapeError
+from ..._ext import tiffparse as _tp
+from ...core.limits import check_nbytes
+from ...errors import CorruptFileError, DTypeError, ShapeError
 
 from imagecodecs import ZlibError as _ZlibError
 from imagecodecs import delta_decode as _delta_decode

@@ -1,0 +1,1 @@
+"""Low-level I/O shared by the format plugins (positioned reads into views)."""
