@@ -162,3 +162,26 @@ def test_raw_stack_truncated_while_reading_names_the_file(tmp_path, monkeypatch)
                         lambda self, ser: size - vol.nbytes // 2)
     with pytest.raises(CorruptFileError, match="short.tif.*truncated"):
         iio.imread(path, fast=False)
+
+
+def test_tiff_package_is_light_and_the_plugin_whole():
+    """``imgio.plugins.tiff`` (what the registry sniffs with) imports no backend; the
+    plugin module brings the package's parts together in one class."""
+    import subprocess
+    import sys
+    code = ("import sys; from imgio.plugins.tiff import sniff; "
+            "print(sorted(m for m in ('tifffile', 'imagecodecs', 'imgio.plugins.tiff.plugin',"
+            " 'imgio.plugins.tiff.writer', 'imgio.plugins.tiff.damage') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+    from imgio.plugins.tiff import damage, meta, region, writer
+    from imgio.plugins.tiff.plugin import TifffilePlugin
+    for mixin in (damage.DamageMixin, meta.MetaMixin, region.RegionMixin, writer.WriterMixin):
+        assert issubclass(TifffilePlugin, mixin)
+    # every public method of the plugin contract is defined once, on one class of the package
+    for name in ("read", "iter", "properties", "metadata", "write", "append", "chunks",
+                 "read_region"):
+        owners = [c for c in TifffilePlugin.__mro__ if name in vars(c)
+                  and c.__module__.startswith("imgio.plugins.tiff")]
+        assert len(owners) == 1, (name, owners)
