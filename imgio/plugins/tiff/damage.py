@@ -23,7 +23,7 @@ import warnings
 
 import tifffile
 
-from ...errors import (CorruptFileError, ImageTooLargeError, ImgioError, PartialReadWarning)
+from ...errors import CorruptFileError, ImageTooLargeError, ImgioError, PartialReadWarning
 
 __all__ = ["DamageMixin"]
 

@@ -32,9 +32,6 @@ _ZERO_DENOMINATOR = ("Ignoring resolution metadata because at least one directio
 
 # -- units and physical sizes -------------------------------------------------------------
 # the unit vocabulary is shared by every plugin (imgio.plugins.physical)
-
-
-
 _positive = positive  # one rule for "a usable physical size", in physical.py
 
 

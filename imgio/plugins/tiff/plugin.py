@@ -322,7 +322,7 @@ class TifffilePlugin(DamageMixin, MetaMixin, RegionMixin, WriterMixin, PluginV3)
         return _cpu_count()
 
     def _read_limit(self) -> float:
-        """The largest allocation the current read may make (its ``max_bytes=``, else the default)."""
+        """The largest allocation this read may make (its ``max_bytes=``, else the default)."""
         return _memory_limit(getattr(self, "_max_bytes", None))
 
     def _check_allocation(self, ser, count: int = 1) -> None:
