@@ -24,6 +24,8 @@ DEFLATE, SHUFFLE = _DEFLATE, _SHUFFLE = 1, 2
 _LITTLE = sys.byteorder == "little"
 #: threads that decode compressed chunks
 WORKERS = _WORKERS = 2
+#: smaller (decoded) chunks are decoded on the calling thread
+THREAD_CHUNK_BYTES = 256 << 10
 
 
 def _unshuffle(src: np.ndarray, dst: np.ndarray, itemsize: int) -> None:
@@ -136,6 +138,12 @@ class _FastChunks:
     def compressed(self) -> bool:
         return bool(self.filters)
 
+    @property
+    def threaded(self) -> bool:
+        """Whether chunks are decoded on the pool: compressed and large enough that a
+        thread hand-off (tens of microseconds) costs less than the decoding it moves."""
+        return self.compressed and self.chunk_nbytes >= THREAD_CHUNK_BYTES
+
     def _raw(self, j: int, out: np.ndarray | None = None):
         """The stored bytes of chunk ``j`` (into ``out`` when given and possible)."""
         off, size = int(self.offsets[j]), int(self.sizes[j])
@@ -246,7 +254,7 @@ class _FastChunks:
                 lo, hi = part
                 out[lo - a: hi - a] = chunk[lo - j * k: hi - j * k]
 
-        if pool is None or not self.compressed or len(jobs) == 1:
+        if pool is None or not self.threaded or len(jobs) == 1:
             for job in jobs:
                 run(job)
         else:
@@ -255,7 +263,7 @@ class _FastChunks:
 
     def iter_frames(self, pool) -> Iterator[np.ndarray]:
         k = self.k
-        if pool is None or not self.compressed:
+        if pool is None or not self.threaded:
             for j in range(self.nchunks):
                 chunk = self.new_chunk(j)
                 for i in range(min(k, self.n - j * k)):

@@ -44,7 +44,6 @@ append(frame, dataset="data", ...)
 from __future__ import annotations
 
 import os
-import json
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +63,7 @@ from . import sniff as _hdf5
 from .chunks import WORKERS as _WORKERS
 from .layouts import (_DatasetNode, _Node, _StackNode, _attrs, _image_like, _natural_key,
                       _physical, bdv_node, imaris_node, is_bdv, is_imaris)
-from .writer import _MICRONS, _WriteSink
+from .writer import Stream, _WriteSink, check_dtype, cpu_workers, layout, set_attrs, write_dataset
 
 __all__ = ["Hdf5Plugin"]
 
@@ -92,6 +91,7 @@ class Hdf5Plugin(PluginV3):
         self._h5w = None
         self._fd: int | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._wexecutor: ThreadPoolExecutor | None = None
         self._dataset, self._level, self._setup = dataset, level, setup
         self._mode = mode
         self._streams: dict[str, Any] = {}
@@ -119,6 +119,12 @@ class Hdf5Plugin(PluginV3):
                 raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
 
     # -- resources -------------------------------------------------------------------
+    def _write_pool(self) -> ThreadPoolExecutor:
+        """Threads that compress chunks for writing (every core)."""
+        if self._wexecutor is None:
+            self._wexecutor = ThreadPoolExecutor(cpu_workers(), thread_name_prefix="imgio-h5w")
+        return self._wexecutor
+
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="imgio-hdf5")
@@ -137,9 +143,15 @@ class Hdf5Plugin(PluginV3):
 
     def _close_backend(self) -> None:
         try:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+            try:
+                for stream in self._streams.values():  # frames still being compressed
+                    stream.flush()
+            finally:
+                for attr in ("_executor", "_wexecutor"):
+                    pool = getattr(self, attr)
+                    if pool is not None:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        setattr(self, attr, None)
         finally:
             try:
                 for f in (self._h5, self._h5w):
@@ -516,78 +528,6 @@ class Hdf5Plugin(PluginV3):
             name = f"data_{i}"
         return name
 
-    @staticmethod
-    def _check_dtype(arr: np.ndarray, where: str) -> None:
-        if arr.dtype.kind not in "biufc":
-            raise DTypeError(f"Cannot write an array of dtype {arr.dtype} to {where}: "
-                             "HDF5 images must be numeric or bool.")
-
-    def _layout(self, shape: tuple, dtype: np.dtype, chunks, compression, shuffle,
-                frames: bool) -> dict:
-        opts: dict = {}
-        if compression is not None:
-            opts["compression"] = compression
-            opts["shuffle"] = True if shuffle is None else bool(shuffle)
-        elif shuffle:
-            opts["shuffle"] = True
-        if chunks is None:
-            if len(shape) >= 3 or frames:
-                frame = tuple(max(1, s) for s in shape[1:])
-                chunk = (1,) + frame
-            else:
-                chunk = tuple(max(1, s) for s in shape)
-            if int(np.prod(chunk, dtype=np.int64)) * dtype.itemsize < (1 << 32) - 1:
-                opts["chunks"] = chunk
-            else:
-                opts["chunks"] = True
-        else:
-            opts["chunks"] = chunks
-        return opts
-
-    def _set_attrs(self, ds, spacing, axes, units, metadata, extra: dict | None = None) -> None:
-        where = f"{self._request.filename}:{ds.name}"
-        items = dict(metadata or {})
-        items.update(extra or {})
-        for key, value in items.items():
-            try:
-                if value is None:
-                    continue
-                if isinstance(value, dict):
-                    value = json.dumps(value, default=str)
-                ds.attrs[str(key)] = value
-            except (TypeError, ValueError):
-                ds.attrs[str(key)] = str(value)
-        ndim = ds.ndim
-        if axes is not None:
-            if len(axes) != ndim:
-                raise ShapeError(f"{where}: axes {axes!r} has {len(axes)} letters for "
-                                 f"{ndim} axes")
-            ds.attrs["axes"] = str(axes)
-            for i, letter in enumerate(axes):
-                ds.dims[i].label = letter.lower()
-        if spacing is not None:
-            spacing = tuple(spacing)
-            if len(spacing) != ndim:
-                raise ShapeError(f"{where}: spacing {spacing} has {len(spacing)} values for "
-                                 f"{ndim} axes")
-            values = np.array([np.nan if s is None else float(s) for s in spacing], np.float64)
-            ds.attrs["spacing"] = values
-            if units is None:
-                units = ("um",) * ndim
-            if isinstance(units, str):
-                units = (units,) * ndim
-            units = tuple("" if u is None else str(u) for u in units)
-            if len(units) != ndim:
-                raise ShapeError(f"{where}: units {units} has {len(units)} entries for "
-                                 f"{ndim} axes")
-            ds.attrs["units"] = np.array(units, dtype=h5py.string_dtype())
-            known = [u for s, u in zip(spacing, units) if s is not None]
-            if known and all(u.lower() in _MICRONS or u in _MICRONS for u in known):
-                ds.attrs["element_size_um"] = np.where(np.isnan(values), 1.0, values)
-        elif units is not None:
-            ds.attrs["units"] = np.array((units,) * ndim if isinstance(units, str)
-                                         else tuple(units), dtype=h5py.string_dtype())
-
     def write(self, ndimage, *, is_batch: bool | None = None, dataset: str | None = None,
               compression: Any = None, compression_opts: Any = None, chunks: Any = None,
               shuffle: bool | None = None, spacing=None, axes: str | None = None, units=None,
@@ -604,18 +544,18 @@ class Hdf5Plugin(PluginV3):
         else:
             arr = np.asarray(ndimage)
         where = f"{self._request.filename}:{dataset}"
-        self._check_dtype(arr, where)
+        check_dtype(arr, where)
         if dataset in f:
             del f[dataset]
-        opts = self._layout(arr.shape, arr.dtype, chunks, compression, shuffle, False)
+        opts = layout(arr.shape, arr.dtype, chunks, compression, shuffle, False)
         if compression_opts is not None:
             opts["compression_opts"] = compression_opts
         opts.update(kwargs)
         if arr.ndim == 0:
             opts = {k: v for k, v in opts.items() if k in _H5PY_OPTIONS}
-        ds = f.create_dataset(dataset, data=arr, **opts)
+        ds = write_dataset(f, dataset, arr, opts, self._write_pool)
         self._written.add(dataset)
-        self._set_attrs(ds, spacing, axes, units, metadata)
+        set_attrs(ds, where, spacing, axes, units, metadata)
         if self._request.kind == "return_bytes":
             return self._close(success=True)
         return None
@@ -633,17 +573,17 @@ class Hdf5Plugin(PluginV3):
         name = dataset or self._dataset or "data"
         arr = np.asarray(frame)
         where = f"{self._request.filename}:{name}"
-        ds = self._streams.get(name)
-        if ds is None:
-            self._check_dtype(arr, where)
+        stream = self._streams.get(name)
+        if stream is None:
+            check_dtype(arr, where)
             if name in f:
                 del f[name]
-            opts = self._layout((1,) + arr.shape, arr.dtype, chunks, compression, shuffle, True)
+            opts = layout((1,) + arr.shape, arr.dtype, chunks, compression, shuffle, True)
             if compression_opts is not None:
                 opts["compression_opts"] = compression_opts
             ds = f.create_dataset(name, shape=(0,) + arr.shape, maxshape=(None,) + arr.shape,
                                   dtype=arr.dtype, **opts)
-            self._streams[name] = ds
+            stream = self._streams[name] = Stream(ds, self._write_pool)
             # spacing/axes/units given per frame get the series axis in front
             if spacing is not None and len(spacing) == arr.ndim:
                 spacing = (None,) + tuple(spacing)
@@ -651,8 +591,9 @@ class Hdf5Plugin(PluginV3):
                     units = ("",) + tuple(units)
             if axes is not None and len(axes) == arr.ndim:
                 axes = "T" + axes
-            self._set_attrs(ds, spacing, axes, units, metadata, kwargs)
+            set_attrs(ds, where, spacing, axes, units, metadata, kwargs)
         else:
+            ds = stream.ds
             if arr.shape != ds.shape[1:]:
                 raise ShapeError(f"{where}: frame has shape {arr.shape}, but the series holds "
                                  f"frames of shape {ds.shape[1:]}")
@@ -660,11 +601,8 @@ class Hdf5Plugin(PluginV3):
                 raise DTypeError(f"{where}: frame has dtype {arr.dtype}, but the series is "
                                  f"{ds.dtype}")
             if metadata or kwargs:
-                self._set_attrs(ds, None, None, None, metadata, kwargs)
-        n = ds.shape[0]
-        ds.resize(n + 1, axis=0)
-        if arr.size:
-            ds.write_direct(np.ascontiguousarray(arr), dest_sel=np.s_[n])
+                set_attrs(ds, where, None, None, None, metadata, kwargs)
+        stream.append(arr)
 
     # -- region reads (imgio.lazy, imgio.to_dask) -----------------------------------------
     def _region_node(self, index: Any, dataset, level, setup, selection) -> tuple:
