@@ -197,3 +197,20 @@ def test_append_uncompressed_whole_frames_stored_directly(tmp_path):
         assert ds.compression is None and ds.chunks == (1, 33, 41) and ds.dtype == arr.dtype
         assert ds.id.get_num_chunks() == 7
         np.testing.assert_array_equal(ds[...], arr)
+
+
+def test_append_gzip_frame_buffer_reused_by_caller(tmp_path):
+    """Frames compress after append returns: a caller reusing its buffer must not
+    change what was appended."""
+    rng = np.random.default_rng(6)
+    frames = rng.integers(0, 900, (9, 48, 64), dtype=np.uint16)
+    path = tmp_path / "reuse.h5"
+    for shuffle in (True, False):
+        buf = np.empty(frames.shape[1:], frames.dtype)
+        with iio.imopen(path, "w", plugin="hdf5") as plugin:
+            for frame in frames:
+                buf[...] = frame
+                plugin.append(buf, compression="gzip", shuffle=shuffle)
+                buf[...] = 0
+        with h5py.File(path, "r") as f:
+            np.testing.assert_array_equal(f["data"][...], frames)

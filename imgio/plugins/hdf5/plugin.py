@@ -594,12 +594,12 @@ class Hdf5Plugin(PluginV3):
             set_attrs(ds, where, spacing, axes, units, metadata, kwargs)
         else:
             ds = stream.ds
-            if arr.shape != ds.shape[1:]:
+            if arr.shape != stream.frame_shape:
                 raise ShapeError(f"{where}: frame has shape {arr.shape}, but the series holds "
-                                 f"frames of shape {ds.shape[1:]}")
-            if arr.dtype != ds.dtype:
+                                 f"frames of shape {stream.frame_shape}")
+            if arr.dtype != stream.dtype:
                 raise DTypeError(f"{where}: frame has dtype {arr.dtype}, but the series is "
-                                 f"{ds.dtype}")
+                                 f"{stream.dtype}")
             if metadata or kwargs:
                 set_attrs(ds, where, None, None, None, metadata, kwargs)
         stream.append(arr)

@@ -230,12 +230,16 @@ class DirectChunks:
             return None
         return cls(ds, level, shuffle, encode)
 
-    def _filtered(self, block: np.ndarray) -> bytes:
-        """The stored bytes of one chunk: ``block`` padded, shuffled, deflated."""
+    def prepare(self, block: np.ndarray, copy: bool = False) -> np.ndarray:
+        """The bytes of one chunk before deflate: ``block`` padded and shuffled.
+
+        ``copy=True`` guarantees the result shares no memory with ``block``
+        (a frame the caller may reuse once ``append`` returns).
+        """
         if block.shape != self.chunks:
             full = np.zeros(self.chunks, self.dtype)
             full[tuple(slice(0, s) for s in block.shape)] = block
-            block = full
+            block, copy = full, False
         data = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
         size = self.shuffle
         if size is not None and size > 1 and data.size >= size:
@@ -243,8 +247,15 @@ class DirectChunks:
             shuffled = np.empty_like(data)
             shuffled[: n * size].reshape(size, n)[...] = data[: n * size].reshape(n, size).T
             shuffled[n * size:] = data[n * size:]
-            data = shuffled
+            return shuffled
+        return data.copy() if copy and np.shares_memory(data, block) else data
+
+    def deflate(self, data: np.ndarray) -> bytes:
         return self.encode(data, level=self.level)
+
+    def _filtered(self, block: np.ndarray) -> bytes:
+        """The stored bytes of one chunk: ``block`` padded, shuffled, deflated."""
+        return self.deflate(self.prepare(block))
 
     def blocks(self, arr: np.ndarray, origin: int = 0) -> Iterator[tuple[tuple, np.ndarray]]:
         """``(chunk offset, block)`` over ``arr`` in chunk order (``origin`` along axis 0)."""
@@ -282,8 +293,10 @@ def write_dataset(f, name: str, arr: np.ndarray, opts: dict, pool_factory) -> An
     gzip datasets are compressed here (:class:`DirectChunks`, on the threads of
     ``pool_factory()``); everything else is written by HDF5.
     """
-    if arr.ndim == 0 or arr.size == 0 or not set(opts) <= _DIRECT_OPTIONS \
-            or opts.get("compression") is None:
+    compression = opts.get("compression")
+    gzip = compression == "gzip" or (isinstance(compression, int)
+                                     and not isinstance(compression, bool))
+    if arr.ndim == 0 or arr.size == 0 or not gzip or not set(opts) <= _DIRECT_OPTIONS:
         return f.create_dataset(name, data=arr, **opts)
     ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, **opts)
     direct = DirectChunks.build(ds)
@@ -307,6 +320,7 @@ class Stream:
     def __init__(self, ds, pool_factory) -> None:
         self.ds = ds
         self.frame_shape = tuple(ds.shape[1:])
+        self.dtype = ds.dtype
         self.n = int(ds.shape[0])
         whole = ds.chunks is not None and tuple(ds.chunks) == (1,) + self.frame_shape
         self.direct = DirectChunks.build(ds) if whole else None
@@ -319,11 +333,12 @@ class Stream:
     def append(self, arr: np.ndarray) -> None:
         n = self.n
         self.n += 1
-        self.ds.resize(self.n, axis=0)
+        self.ds.id.set_extent((self.n,) + self.frame_shape)  # ds.resize, without its lookups
         if not arr.size:
             return
         if self.direct is not None:
-            self.pending.append((n, self.pool.submit(self.direct._filtered, arr[None])))
+            data = self.direct.prepare(arr[None], copy=True)  # the caller may reuse arr
+            self.pending.append((n, self.pool.submit(self.direct.deflate, data)))
             while len(self.pending) >= self.ahead or (self.pending and self.pending[0][1].done()):
                 self._store_first()
         elif self.plain:
