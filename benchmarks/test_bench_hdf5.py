@@ -249,7 +249,24 @@ def _pairs(tmp: Path):
         "write uncompressed": (lambda: _imgio_write_raw(tmp / "rm.h5", w),
                                lambda: _h5py_write_raw(tmp / "rp.h5", w)),
         "append": (lambda: _imgio_append(tmp / "am.h5", a), lambda: _h5py_append(tmp / "ap.h5", a)),
+        # the same peers made atomic (temporary file + os.replace, as imgio commits)
+        "write uncompr. atomic": (lambda: _imgio_write_raw(tmp / "rm.h5", w),
+                                  lambda: _atomic(_h5py_write_raw, tmp / "rp.h5", w)),
+        "append atomic": (lambda: _imgio_append(tmp / "am.h5", a),
+                          lambda: _atomic(_h5py_append, tmp / "ap.h5", a)),
     }
+
+
+def _atomic(fn, path, arr):
+    tmp = Path(str(path) + ".tmp")
+    fn(tmp, arr)
+    if os.environ.get("IMGIO_DURABLE", "1") not in ("0", "false", "no"):
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
 
 
 def main(rounds: int = 7) -> None:

@@ -19,12 +19,26 @@ Fast reads
 ----------
 Datasets whose chunks hold whole frames and whose filters are only
 deflate/gzip and shuffle are read outside HDF5's filter pipeline: the raw
-chunks are read by their file offsets (``pread``) and decoded with
+chunks are read by their file offsets (:mod:`imgio.io.raw`) and decoded with
 imagecodecs (libdeflate) in a pool of two threads, the byte shuffle undone by
 NumPy straight into the output.  Uncompressed whole-frame chunks are read with
 one ``preadv`` into the output array.  Any other layout goes through h5py's
 ``read_direct`` into preallocated buffers, several frames (whole chunks) at a
-time.  Both paths give exactly what h5py returns.
+time.  Both paths give exactly what h5py returns.  Chunks of 256 KiB and more
+are decoded on the pool; smaller ones on the calling thread (a thread hand-off
+costs more than inflating them).  The chunk code lives in
+:mod:`imgio.plugins.hdf5.chunks`, the layouts in :mod:`~imgio.plugins.hdf5.layouts`.
+
+Fast writes
+-----------
+gzip datasets (``compression="gzip"`` or a level number, with or without
+shuffle, no other filter) are compressed by imgio: each chunk is shuffled by
+NumPy and deflated by libdeflate (imagecodecs' ``deflate_encode``, a zlib
+stream as HDF5's deflate filter writes it) on every core, then stored with
+h5py's ``write_direct_chunk``; the dataset declares the same filter pipeline,
+so h5py and HDF5 read it as usual.  Appended frames with whole-frame chunks
+are stored as direct chunks too (gzip frames compressed on the pool while the
+caller produces the next).  See :mod:`imgio.plugins.hdf5.writer`.
 
 Keywords
 --------
