@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import CorruptFileError
-from ...io.raw import Truncated, pread_into
+from ...io.raw import Truncated, pread_into, pread_ranges
 
 __all__ = ["_FastChunks", "_unshuffle", "DEFLATE", "SHUFFLE", "WORKERS"]
 
@@ -245,6 +245,9 @@ class _FastChunks:
             else:
                 jobs.append((j, None, (max(lo, a), min(hi, b))))
 
+        if not self.compressed and self.source == "pread":
+            jobs = self._pread_plain(jobs)
+
         def run(job):
             j, dest, part = job
             if dest is not None:
@@ -260,6 +263,31 @@ class _FastChunks:
         else:
             for fut in [pool.submit(run, job) for job in jobs]:
                 fut.result()
+
+    def _pread_plain(self, jobs: list) -> list:
+        """Read the stored uncompressed chunks of ``jobs`` straight into their
+        destinations (:func:`imgio.io.raw.pread_ranges`, threaded when large);
+        returns the jobs left (partial chunks, chunks never written)."""
+        direct, rest = [], []
+        for job in jobs:
+            j, dest, _ = job
+            if dest is not None and self.offsets[j] >= 0 and dest.nbytes <= self.sizes[j]:
+                direct.append(job)
+            else:
+                rest.append(job)
+        if not direct:
+            return rest
+        views = [memoryview(dest.reshape(-1).view(np.uint8)) for _, dest, _ in direct]
+        offsets = [int(self.offsets[j]) for j, _, _ in direct]
+        try:
+            pread_ranges(self.fd, views, offsets, workers=WORKERS)
+        except Truncated as exc:
+            j = next((j for j, _, _ in direct if self.offsets[j] <= exc.offset
+                      < self.offsets[j] + self.sizes[j]), direct[0][0])
+            raise CorruptFileError(
+                f"{self.where}: chunk {j} of {self.ds.name} is cut short: the file ends "
+                f"{exc.wanted - exc.got} bytes before the chunk does") from None
+        return rest
 
     def iter_frames(self, pool) -> Iterator[np.ndarray]:
         k = self.k
