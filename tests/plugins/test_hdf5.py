@@ -673,3 +673,46 @@ def test_v2_get_writer_streams_frames(tmp_path):
     got = imageio.mimread(path)  # v2 reads the frames of the series
     assert len(got) == 4
     np.testing.assert_array_equal(got[3], frames[3])
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_chunk_cut_short_names_file_and_chunk(tmp_path, compression):
+    """A chunk the file ends inside (file cut after it was opened): the raw read
+    (imgio.io.raw) raises CorruptFileError naming the file and the chunk."""
+    path = tmp_path / "x.h5"
+    iio.imwrite(path, _random((4, 64, 64), "<u2"), compression=compression)
+    with h5py.File(path) as f:
+        info = f["data"].id.get_chunk_info(3)
+    with iio.imopen(path, "r", plugin="hdf5") as plugin:
+        first = plugin.read(index=0)  # opens the file and builds the chunk table
+        os.truncate(path, info.byte_offset + info.size // 2)
+        with pytest.raises(CorruptFileError, match=r"chunk 3 of /data is cut short") as err:
+            plugin.read(index=3)
+        assert str(path) in str(err.value)
+    assert first.shape == (64, 64)
+
+
+def test_whole_volume_cut_short_names_file_and_chunk(tmp_path):
+    """The same through the batched raw read of a whole uncompressed volume."""
+    path = tmp_path / "v.h5"
+    iio.imwrite(path, _random((5, 40, 48), "<u2"))
+    with h5py.File(path) as f:
+        info = f["data"].id.get_chunk_info(4)
+    with iio.imopen(path, "r", plugin="hdf5") as plugin:
+        plugin.read(index=0)
+        os.truncate(path, info.byte_offset + 100)
+        with pytest.raises(CorruptFileError, match=r"chunk 4 of /data is cut short") as err:
+            plugin.read()
+        assert str(path) in str(err.value)
+
+
+def test_large_uncompressed_volume_read_in_ranges(tmp_path):
+    """Above imgio.io.raw's threading threshold: frames land where h5py puts them."""
+    from imgio.io import raw
+    arr = _random((9, 1024, 1024), "<u2")  # 18 MiB: two threads
+    assert arr.nbytes >= 2 * raw._THREAD_BYTES
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=arr, chunks=(1, 1024, 1024))
+    np.testing.assert_array_equal(iio.imread(path), arr)
+    np.testing.assert_array_equal(iio.imread(path, index=8), arr[8])
