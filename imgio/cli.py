@@ -762,7 +762,7 @@ def formats_table() -> list[dict]:
     """One dict per registered plugin: name, extensions, modes, installed, description."""
     from .core import registry
     rows = []
-    for spec in registry.PLUGINS:
+    for spec in registry.plugins():
         installed = spec.backend_installed()
         rows.append({
             "name": spec.name, "extensions": list(spec.extensions), "modes": spec.modes,

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ClosedError, DTypeError, ShapeError
+from . import registry
 from .limits import check_nbytes
 from .request import Request
 
@@ -117,7 +118,11 @@ def _is_write_failure(request: Request, exc: BaseException) -> bool:
 class PluginV3:
     """Base class of imgio plugins (the imageio v3 plugin contract).
 
-    Subclasses set the class attributes below and override the methods.
+    Subclasses override the methods.  The class attributes below (``name``,
+    ``description``, ``extensions``, ``modes``) come from the plugin's registry
+    entry (:class:`~imgio.core.registry.PluginSpec`), its one source: a built-in
+    plugin gets them when its class is defined, any plugin when its spec loads
+    it.  A class passed directly as ``plugin=`` (not registered) sets them itself.
 
     Thread safety: one plugin object may be shared between threads.  Its
     ``read``, ``write``, ``append``, ``properties`` and ``metadata`` calls are
@@ -129,6 +134,9 @@ class PluginV3:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        spec = registry.builtin_spec_for(cls.__module__, cls.__qualname__)
+        if spec is not None:  # its registry entry is the one source of its metadata
+            registry.apply_metadata(spec, cls)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "_imgio_guarded", False):
             # a constructor that refuses the resource must not, when the half-built

@@ -126,7 +126,7 @@ def _format_args(format: Any) -> dict:
     suffix = PurePath(format).suffix.lower()
     if suffix in known:
         return {"extension": suffix}
-    for spec in registry.PLUGINS:
+    for spec in registry.plugins():
         if spec.matches(format):
             return {"plugin": spec.name}
     lower = format.lower()
@@ -136,7 +136,7 @@ def _format_args(format: Any) -> dict:
         return {"extension": "." + lower}
     raise ValueError(
         f"No format known by name {format!r}. Known formats: "
-        + ", ".join(s.name for s in registry.PLUGINS)
+        + ", ".join(s.name for s in registry.plugins())
         + "; known extensions: " + " ".join(sorted(known)) + ".")
 
 
@@ -350,10 +350,10 @@ class FormatManager:
     """
 
     def __iter__(self):
-        return iter([Format(spec) for spec in registry.PLUGINS])
+        return iter([Format(spec) for spec in registry.plugins()])
 
     def __len__(self) -> int:
-        return len(registry.PLUGINS)
+        return len(registry.plugins())
 
     def __getitem__(self, name: Any) -> Format:
         return Format(_spec_for(name))
@@ -366,7 +366,7 @@ class FormatManager:
         return True
 
     def get_format_names(self) -> list[str]:
-        return [spec.name for spec in registry.PLUGINS]
+        return [spec.name for spec in registry.plugins()]
 
     def __str__(self) -> str:
         return "\n".join(f"{f.name} - {f.description} [{' '.join(f.extensions)}]"
