@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import lazy as _lazy  # registers PluginV3.to_dask's implementation (no dask import)
 from .core.imopen import imopen
 from .core.plugin import ImageProperties
 
@@ -99,7 +100,7 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
     -----
     Writes to a path are atomic: the data goes into a temporary file beside the
     target, renamed over it only when the write succeeded.  A dask array is
-    written block row by block row (:func:`imgio.lazyio.write_dask`).
+    written block row by block row (:func:`imgio.lazy.write_dask`).
     """
     if extension is None and plugin is None and kwargs.get("format") is not None \
             and _has_no_extension(uri):
@@ -109,8 +110,7 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
                       "this warning. ", UserWarning, stacklevel=2)
         extension = "." + str(kwargs["format"]).lower()
     if _is_dask(image):  # never imports dask unless given a dask array
-        from .lazyio import write_dask
-        return write_dask(uri, image, plugin=plugin, extension=extension,
+        return _lazy.write_dask(uri, image, plugin=plugin, extension=extension,
                           format_hint=format_hint, **kwargs)
     with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint,
                 **_remote(kwargs)) as f:
