@@ -114,7 +114,7 @@ def _convert_row_by_tiles(source, perm, arr0, nxt, factors, method, a, b) -> Non
 
 
 def _store(root: str, storage_options, read_only=False):
-    from .core.request import _is_remote_url
+    from .core.remote import is_remote_url as _is_remote_url
     if _is_remote_url(root):
         from zarr.storage import FsspecStore
         return FsspecStore.from_url(root, storage_options=dict(storage_options or {}),
@@ -189,7 +189,7 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         raise ValueError(f"imgio.convert.convert writes OME-Zarr (a .zarr destination), not "
                          f"{dst}; imgio.cli.convert copies between other formats frame by frame.")
     from . import v3
-    from .core.request import _is_remote_url
+    from .core.remote import is_remote_url as _is_remote_url
     from .plugins.zarr import LevelWriter, create_ngff
     from .progress import make_progress
     if dataset is not None:
