@@ -18,7 +18,6 @@ import pytest
 import imgio
 import imgio.v3 as iio
 from imgio.core import registry
-from imgio.core.plugin import PluginV3
 from imgio.plugins import hdf5, npy_sniff, pillow_sniff, tiff
 
 ROOT = pathlib.Path(imgio.__file__).parent
