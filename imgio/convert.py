@@ -38,7 +38,15 @@ def _is_zarr(dst: Any) -> bool:
 def ngff_axes(axes: str | None, shape) -> tuple[str, tuple[int, ...]]:
     """NGFF axes (``"TCZYX"`` order) for a source's axes, and the permutation of the
     source axes that puts them in that order (``tifffile``'s ``I``/``Q`` page axes become
-    ``Z``, or ``T`` when there is a ``Z``; samples ``S`` become channels ``C``)."""
+    ``Z``, or ``T`` when there is a ``Z``; samples ``S`` become channels ``C``).
+
+    Parameters
+    ----------
+    axes : str or None
+        The source's axis letters (tifffile's, ``improps(...).axes``).
+    shape : tuple of int
+        The source's shape.
+    """
     ndim = len(shape)
     if axes is None or len(axes) != ndim:
         from .plugins.zarr import _DEFAULT_AXES
@@ -165,6 +173,8 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
 
     Parameters
     ----------
+    storage_options : dict, optional
+        fsspec options for a remote ``dst`` (credentials, ``endpoint_url`` ...).
     src : str or pathlib.Path
         Anything :func:`imgio.lazy` opens (file, folder, glob).
     dst : str

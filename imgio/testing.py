@@ -54,10 +54,26 @@ class PluginConformance:
     batch_write_kwargs: dict = {}
 
     def make_image(self, seed: int = 0) -> np.ndarray:  # pragma: no cover - abstract
+        """An image the format can hold (implement in the subclass).
+
+        Parameters
+        ----------
+        seed : int
+            Seed for the pixel values (different seeds give different images).
+        """
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------
     def check_equal(self, got: np.ndarray, expected: np.ndarray) -> None:
+        """Assert that ``got`` is ``expected`` (exactly, or closely for lossy formats).
+
+        Parameters
+        ----------
+        got : numpy.ndarray
+            What imgio read.
+        expected : numpy.ndarray
+            What was written (for lossy formats, a mean difference below 8 passes).
+        """
         assert got.shape == expected.shape
         if self.lossless:
             assert got.dtype == expected.dtype
@@ -67,6 +83,15 @@ class PluginConformance:
             assert diff.mean() < 8, f"mean abs difference {diff.mean():.2f} too large"
 
     def write_file(self, path, image=None) -> np.ndarray:
+        """Write ``image`` to ``path`` with :func:`imgio.v3.imwrite` and return it.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            Where to write.
+        image : numpy.ndarray, optional
+            What to write; default :meth:`make_image`.
+        """
         image = self.make_image() if image is None else image
         iio.imwrite(path, image)
         return image
