@@ -342,7 +342,7 @@ def plugins() -> list[PluginSpec]:
     list of PluginSpec
         The registry itself (:data:`PLUGINS`); do not modify it.
     """
-    if _entry_points_state is None:
+    if _entry_points_state is not True:  # another thread loading: wait for it (RLock)
         _load_entry_points()
     return PLUGINS
 
