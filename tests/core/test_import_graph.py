@@ -119,3 +119,34 @@ def test_core_loads_no_module_by_name_except_plugins_from_their_spec():
         if path.name == "registry.py":
             continue
         assert "import_module" not in text, path.name
+
+
+def test_core_alone_loads_no_layer_above(tmp_path):
+    """Without imgio.v3 or imgio.lazy, the core runs and to_dask says what to import."""
+    import subprocess
+    import sys
+    path = tmp_path / "a.npy"
+    code = f"""
+import sys
+import numpy as np
+from imgio.core.imopen import imopen
+np.save({str(path)!r}, np.arange(6).reshape(2, 3))
+with imopen({str(path)!r}, "r") as f:
+    assert f.read().shape == (2, 3)
+    try:
+        f.to_dask()
+    except RuntimeError as exc:
+        assert "import imgio.lazy" in str(exc), exc
+    else:
+        raise AssertionError("to_dask without the lazy layer")
+above = [m for m in sys.modules if m.startswith(("imgio.lazy", "imgio.v2", "imgio.v3",
+                                                 "imgio.cli", "imgio.convert"))]
+assert above == [], above
+import imgio.v3
+with imopen({str(path)!r}, "r") as f:
+    assert f.to_dask().compute().shape == (2, 3)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
