@@ -33,10 +33,10 @@ from typing import Any
 
 from ..errors import (FormatError, InitializationError, ReadOnlyError,  # noqa: F401
                       WriteError, dir_not_found, file_not_found)
-from . import remote
 # imageio's names, served from here as imageio serves them from imageio.core.request
 from .compat import (URI_BYTES, URI_FILE, URI_FILENAME, URI_FTP, URI_HTTP,  # noqa: F401
                      URI_ZIPPED, IOMode, _Mode, resolve_compat_source)
+from .remote import is_remote_url, parse_remote, remote_extension
 
 __all__ = ["Request", "RETURN_BYTES", "IO_MODES", "IMAGE_MODES", "InitializationError",
            "IOMode", "URI_BYTES", "URI_FILE", "URI_FILENAME", "URI_ZIPPED", "URI_HTTP",
@@ -145,7 +145,7 @@ class Request:
     def __init__(self, uri: Any, io_mode: str, *, extension: str | None = None,
                  format_hint: str | None = None, storage_options: dict | None = None):
         self.io_mode, self.image_mode = self._parse_mode(io_mode)
-        self.url: str | None = None  # an fsspec URL (see the remote section below)
+        self.url: str | None = None  # an fsspec URL (see core/remote.py)
         self.storage_options = storage_options
         self.fs: Any = None
         self.fs_path: str | None = None
@@ -203,8 +203,8 @@ class Request:
             if uri == RETURN_BYTES and not reading:
                 self.filename = RETURN_BYTES
                 return "return_bytes"
-            if remote.is_remote_url(uri):
-                return remote.parse_remote(self, uri)
+            if is_remote_url(uri):
+                return parse_remote(self, uri)
             if uri.startswith("file://"):
                 uri = uri[len("file://"):]
             if uri.startswith(("http://", "https://", "ftp://", "ftps://")):
@@ -281,7 +281,7 @@ class Request:
             return os.path.splitext(compat)[1].lower() or None
         name = self.filename
         if self.url is not None:
-            return remote.remote_extension(self.fs_path or "")
+            return remote_extension(self.fs_path or "")
         if self.kind == "file":
             name = getattr(self.raw_uri, "name", None)
             if not isinstance(name, str):
