@@ -38,7 +38,15 @@ def _is_zarr(dst: Any) -> bool:
 def ngff_axes(axes: str | None, shape) -> tuple[str, tuple[int, ...]]:
     """NGFF axes (``"TCZYX"`` order) for a source's axes, and the permutation of the
     source axes that puts them in that order (``tifffile``'s ``I``/``Q`` page axes become
-    ``Z``, or ``T`` when there is a ``Z``; samples ``S`` become channels ``C``)."""
+    ``Z``, or ``T`` when there is a ``Z``; samples ``S`` become channels ``C``).
+
+    Parameters
+    ----------
+    axes : str or None
+        The source's axis letters (tifffile's, ``improps(...).axes``).
+    shape : tuple of int
+        The source's shape.
+    """
     ndim = len(shape)
     if axes is None or len(axes) != ndim:
         from .plugins.zarr import _DEFAULT_AXES
@@ -114,7 +122,7 @@ def _convert_row_by_tiles(source, perm, arr0, nxt, factors, method, a, b) -> Non
 
 
 def _store(root: str, storage_options, read_only=False):
-    from .core.request import _is_remote_url
+    from .core.remote import is_remote_url as _is_remote_url
     if _is_remote_url(root):
         from zarr.storage import FsspecStore
         return FsspecStore.from_url(root, storage_options=dict(storage_options or {}),
@@ -165,6 +173,8 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
 
     Parameters
     ----------
+    storage_options : dict, optional
+        fsspec options for a remote ``dst`` (credentials, ``endpoint_url`` ...).
     src : str or pathlib.Path
         Anything :func:`imgio.lazy` opens (file, folder, glob).
     dst : str
@@ -189,7 +199,7 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         raise ValueError(f"imgio.convert.convert writes OME-Zarr (a .zarr destination), not "
                          f"{dst}; imgio.cli.convert copies between other formats frame by frame.")
     from . import v3
-    from .core.request import _is_remote_url
+    from .core.remote import is_remote_url as _is_remote_url
     from .plugins.zarr import LevelWriter, create_ngff
     from .progress import make_progress
     if dataset is not None:

@@ -126,12 +126,24 @@ class PartialReadWarning(UserWarning):
 
 
 def file_not_found(path: str | os.PathLike) -> FileNotFoundError:
-    """A :class:`FileNotFoundError` for ``path`` with ``errno`` and ``filename`` set."""
+    """A :class:`FileNotFoundError` for ``path`` with ``errno`` and ``filename`` set.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The missing file.
+    """
     return FileNotFoundError(errno.ENOENT, "No such file or directory", os.fspath(path))
 
 
 def dir_not_found(path: str | os.PathLike) -> FileNotFoundError:
-    """A :class:`FileNotFoundError` for a missing parent directory of a write target."""
+    """A :class:`FileNotFoundError` for a missing parent directory of a write target.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The write target whose folder is missing.
+    """
     return FileNotFoundError(
         errno.ENOENT, "The directory to write into does not exist", os.fspath(path)
     )
@@ -148,7 +160,21 @@ class SelectionError(ImgioError, IndexError):
 
 def selection_error(filename, what: str, value, n: int, plural: str | None = None
                     ) -> SelectionError:
-    """``<file>: level 3 requested; the file has levels 0-2``."""
+    """``<file>: level 3 requested; the file has levels 0-2``.
+
+    Parameters
+    ----------
+    filename : str
+        The file, as the message names it.
+    what : str
+        What was selected (``"level"``).
+    value : Any
+        The requested number.
+    n : int
+        How many there are.
+    plural : str, optional
+        Plural of ``what`` when it is not ``what + "s"``.
+    """
     plural = plural or (what if what.endswith("s") else what + "s")  # "series" stays
     if n <= 0:
         has = f"no {plural}"
@@ -164,6 +190,19 @@ def missing_selection(filename, what: str, value, available, plural: str | None 
     """``<file>: dataset '/nope' requested; the file has datasets: /a (4, 5) uint8; /b ...``.
 
     For selections by name (``available``: one description per thing that exists).
+
+    Parameters
+    ----------
+    filename : str
+        The file, as the message names it.
+    what : str
+        What was selected (``"dataset"``).
+    value : Any
+        The requested name.
+    available : iterable of str
+        One description per thing that exists.
+    plural : str, optional
+        Plural of ``what`` when it is not ``what + "s"``.
     """
     plural = plural or (what + "s")
     available = list(available)
@@ -172,7 +211,15 @@ def missing_selection(filename, what: str, value, available, plural: str | None 
 
 
 def unexpected_keyword(func: str, names) -> TypeError:
-    """The TypeError Python raises for a keyword a function does not take."""
+    """The TypeError Python raises for a keyword a function does not take.
+
+    Parameters
+    ----------
+    func : str
+        The function's name, as the message shows it.
+    names : iterable of str
+        The keywords it does not take (the first is named).
+    """
     names = sorted(names)
     return TypeError(f"{func}() got an unexpected keyword argument {names[0]!r}")
 

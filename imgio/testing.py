@@ -7,6 +7,10 @@ every kind of resource, ``improps`` agreeing with ``imread``, ``index``
 semantics, clear errors for empty, truncated and garbage files, and atomic
 writes.  Third-party plugins can use it the same way.
 
+:class:`ReadOnlyConformance` is the same contract for plugins that only read
+(the folder plugin, a format without a writer): the subclass makes the
+resource itself.
+
 Requires pytest (``pip install imgio[test]``).
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pytest
 import imgio.v3 as iio
 from imgio.errors import ImgioError, NoPluginError
 
-__all__ = ["PluginConformance"]
+__all__ = ["PluginConformance", "ReadOnlyConformance", "roundtrip"]
 
 
 class PluginConformance:
@@ -50,10 +54,26 @@ class PluginConformance:
     batch_write_kwargs: dict = {}
 
     def make_image(self, seed: int = 0) -> np.ndarray:  # pragma: no cover - abstract
+        """An image the format can hold (implement in the subclass).
+
+        Parameters
+        ----------
+        seed : int
+            Seed for the pixel values (different seeds give different images).
+        """
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------
     def check_equal(self, got: np.ndarray, expected: np.ndarray) -> None:
+        """Assert that ``got`` is ``expected`` (exactly, or closely for lossy formats).
+
+        Parameters
+        ----------
+        got : numpy.ndarray
+            What imgio read.
+        expected : numpy.ndarray
+            What was written (for lossy formats, a mean difference below 8 passes).
+        """
         assert got.shape == expected.shape
         if self.lossless:
             assert got.dtype == expected.dtype
@@ -63,6 +83,15 @@ class PluginConformance:
             assert diff.mean() < 8, f"mean abs difference {diff.mean():.2f} too large"
 
     def write_file(self, path, image=None) -> np.ndarray:
+        """Write ``image`` to ``path`` with :func:`imgio.v3.imwrite` and return it.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            Where to write.
+        image : numpy.ndarray, optional
+            What to write; default :meth:`make_image`.
+        """
         image = self.make_image() if image is None else image
         iio.imwrite(path, image)
         return image
@@ -236,6 +265,142 @@ class PluginConformance:
             iio.imwrite(tmp_path / "nope" / f"x{self.extension}", self.make_image())
 
 
+class ReadOnlyConformance:
+    """Base class of the tests of a plugin that reads but does not write.
+
+    Subclasses set ``plugin`` (the registry name) and implement
+    :meth:`make_resource`; the suite checks reads through paths and strings,
+    ``plugin=``, ``improps`` agreeing with ``imread``, ``index`` semantics,
+    ``iter``, ``metadata``, the region-read contract (``chunks`` and
+    ``read_region(box, out=)`` agreeing with ``read()[box]``), and clear errors
+    for a missing resource and an index out of range.
+    """
+
+    plugin: str = ""
+    #: whether ``index=i`` reads the i-th image of a stack (False: one image only)
+    batch: bool = True
+
+    def make_resource(self, tmp_path, seed: int = 0) -> tuple[Any, np.ndarray]:  # pragma: no cover
+        """Create a resource under ``tmp_path``; return ``(uri, what imread(uri) returns)``.
+
+        Parameters
+        ----------
+        tmp_path : pathlib.Path
+            A fresh folder to create files in.
+        seed : int
+            Seed for the pixel values.
+
+        Returns
+        -------
+        tuple
+            ``(uri, expected)``.
+        """
+        raise NotImplementedError
+
+    def missing_resource(self, tmp_path) -> Any:
+        """A uri of this kind that does not exist (default: a missing folder).
+
+        Parameters
+        ----------
+        tmp_path : pathlib.Path
+            A fresh folder.
+
+        Returns
+        -------
+        Any
+        """
+        return tmp_path / "missing"
+
+    # -- reads -------------------------------------------------------------------------
+    def test_read(self, tmp_path):
+        uri, expected = self.make_resource(tmp_path)
+        for form in (uri, str(uri)):
+            got = iio.imread(form)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(iio.imread(uri, plugin=self.plugin), expected)
+
+    @pytest.mark.parametrize("index", [None, 0, -1, ...])
+    def test_improps_matches_imread(self, tmp_path, index):
+        uri, _ = self.make_resource(tmp_path)
+        props = iio.improps(uri, index=index)
+        image = iio.imread(uri, index=index)
+        assert props.shape == image.shape and props.dtype == image.dtype
+        if props.axes is not None:
+            assert len(props.axes) == image.ndim
+        if props.spacing is not None:
+            assert len(props.spacing) == image.ndim
+
+    def test_index_semantics(self, tmp_path):
+        uri, expected = self.make_resource(tmp_path, seed=1)
+        with iio.imopen(uri, "r") as f:
+            n = f.properties(index=...).n_images
+        if self.batch:
+            assert n == len(expected)
+            for i in (0, n - 1, -1):
+                np.testing.assert_array_equal(iio.imread(uri, index=i), expected[i])
+            got = list(iio.imiter(uri))
+            assert len(got) == n
+            np.testing.assert_array_equal(np.stack(got), expected)
+        with pytest.raises(IndexError, match="out of range"):
+            iio.imread(uri, index=10_000)
+        with pytest.raises(IndexError):
+            iio.improps(uri, index=10_000)
+
+    def test_imopen_contract(self, tmp_path):
+        uri, expected = self.make_resource(tmp_path)
+        with iio.imopen(uri, "r") as f:
+            assert f.name == self.plugin
+            got = f.read()
+            np.testing.assert_array_equal(got, expected)
+            assert f.properties().shape == got.shape
+            assert isinstance(f.metadata(), dict)
+            assert isinstance(f.metadata(index=0), dict)
+            assert len(list(f.iter())) >= 1
+        assert f.closed
+        f.close()  # twice is harmless
+
+    def test_region_reads_match_read(self, tmp_path):
+        uri, expected = self.make_resource(tmp_path, seed=2)
+        shape = expected.shape
+        with iio.imopen(uri, "r") as f:
+            chunks = f.chunks()
+            if chunks is not None:
+                assert len(chunks) == len(shape)
+                assert all(1 <= c <= max(n, 1) for c, n in zip(chunks, shape)), chunks
+            boxes = [tuple(slice(0, n) for n in shape),
+                     tuple(slice(n // 3, max(n // 3, (2 * n) // 3 + 1) if n else 0)
+                           for n in shape),
+                     tuple(slice(n - 1, n) if n else slice(0, 0) for n in shape),
+                     tuple(slice(0, 0) for _ in shape)]
+            for box in boxes:
+                np.testing.assert_array_equal(f.read_region(box), expected[box])
+                out = np.empty(expected[box].shape, expected.dtype)
+                assert f.read_region(box, out=out) is out
+                np.testing.assert_array_equal(out, expected[box])
+            with pytest.raises(ValueError):
+                f.read_region(tuple(slice(0, n + 1) for n in shape))
+
+    def test_missing_resource(self, tmp_path):
+        with pytest.raises(FileNotFoundError):
+            iio.imread(self.missing_resource(tmp_path))
+
+
 def roundtrip(image: np.ndarray, extension: str, **kwargs: Any) -> np.ndarray:
-    """Encode ``image`` to bytes with ``extension`` and decode it again."""
+    """Encode ``image`` to bytes with ``extension`` and decode it again.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The ndimage to write.
+    extension : str
+        The format to write, by extension (``".png"``).
+    **kwargs
+        Passed to :func:`imgio.v3.imwrite`.
+
+    Returns
+    -------
+    numpy.ndarray
+        What :func:`imgio.v3.imread` reads back.
+    """
     return iio.imread(iio.imwrite("<bytes>", image, extension=extension, **kwargs))

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import lazy as _lazy  # registers PluginV3.to_dask's implementation (no dask import)
 from .core.imopen import imopen
 from .core.plugin import ImageProperties
 
@@ -80,6 +81,19 @@ def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> I
 
     A generator: the file is opened on the first ``next()`` and closed when the
     iteration ends (or the generator is closed).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource.
+    plugin : str or PluginV3 subclass, optional
+        Use this plugin (registry name, any case, or class) and no other.
+    extension : str, optional
+        Treat the resource as having this extension (``".tif"``).
+    format_hint : str, optional
+        Older spelling of ``extension`` (``DeprecationWarning``, as in imageio).
+    **kwargs
+        Passed to the plugin's ``iter``.
     """
     with imopen(uri, "r", plugin=plugin, extension=extension, format_hint=format_hint,
                 **_remote(kwargs)) as f:
@@ -90,6 +104,21 @@ def imiter(uri, *, plugin=None, extension=None, format_hint=None, **kwargs) -> I
 def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwargs):
     """Write an ndimage, or a list of ndimages, to ``uri``.
 
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    image : array_like, list of array_like or dask.array.Array
+        An ndimage, or several (a list, or a batch with ``is_batch=True``).
+    plugin : str or PluginV3 subclass, optional
+        Use this plugin (registry name, any case, or class) and no other.
+    extension : str, optional
+        Treat the resource as having this extension (``".tif"``).
+    format_hint : str, optional
+        Older spelling of ``extension`` (``DeprecationWarning``, as in imageio).
+    **kwargs
+        Passed to the plugin's ``write``.
+
     Returns
     -------
     bytes or None
@@ -99,7 +128,7 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
     -----
     Writes to a path are atomic: the data goes into a temporary file beside the
     target, renamed over it only when the write succeeded.  A dask array is
-    written block row by block row (:func:`imgio.lazyio.write_dask`).
+    written block row by block row (:func:`imgio.lazy.write_dask`).
     """
     if extension is None and plugin is None and kwargs.get("format") is not None \
             and _has_no_extension(uri):
@@ -109,8 +138,7 @@ def imwrite(uri, image, *, plugin=None, extension=None, format_hint=None, **kwar
                       "this warning. ", UserWarning, stacklevel=2)
         extension = "." + str(kwargs["format"]).lower()
     if _is_dask(image):  # never imports dask unless given a dask array
-        from .lazyio import write_dask
-        return write_dask(uri, image, plugin=plugin, extension=extension,
+        return _lazy.write_dask(uri, image, plugin=plugin, extension=extension,
                           format_hint=format_hint, **kwargs)
     with imopen(uri, "w", plugin=plugin, extension=extension, format_hint=format_hint,
                 **_remote(kwargs)) as f:
@@ -142,6 +170,19 @@ def improps(uri, *, index: Any = None, plugin=None, extension=None, **kwargs) ->
     """Shape, dtype and physical properties of an ndimage, without reading pixels.
 
     ``improps(uri, **kw).shape == imread(uri, **kw).shape`` for the same arguments.
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource.
+    index : int, ``...`` or None
+        As for :func:`imread`.
+    plugin : str or PluginV3 subclass, optional
+        Use this plugin (registry name, any case, or class) and no other.
+    extension : str, optional
+        Treat the resource as having this extension (``".tif"``).
+    **kwargs
+        Passed to the plugin's ``properties`` (the selection keywords of ``read``).
     """
     with imopen(uri, "r", plugin=plugin, extension=extension, **_remote(kwargs)) as f:
         return f.properties(index=index, **kwargs)
@@ -149,6 +190,22 @@ def improps(uri, *, index: Any = None, plugin=None, extension=None, **kwargs) ->
 
 def immeta(uri, *, index: Any = None, plugin=None, extension=None, exclude_applied: bool = True,
            **kwargs) -> dict:
-    """Format-specific metadata of an ndimage (``index=None``: file-level metadata)."""
+    """Format-specific metadata of an ndimage (``index=None``: file-level metadata).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource.
+    index : int, ``...`` or None
+        Which ndimage; ``None``: the file-level metadata.
+    plugin : str or PluginV3 subclass, optional
+        Use this plugin (registry name, any case, or class) and no other.
+    extension : str, optional
+        Treat the resource as having this extension (``".tif"``).
+    exclude_applied : bool
+        Leave out what reading already applied (imageio's keyword).
+    **kwargs
+        Passed to the plugin's ``metadata``.
+    """
     with imopen(uri, "r", plugin=plugin, extension=extension, **_remote(kwargs)) as f:
         return f.metadata(index=index, exclude_applied=exclude_applied, **kwargs)

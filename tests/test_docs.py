@@ -17,9 +17,6 @@ EXAMPLES = DOCS / "examples"
 
 
 def _sphinx(builder: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    pytest.importorskip("sphinx")
-    pytest.importorskip("numpydoc")
-    pytest.importorskip("myst_parser")
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-E",
            "-b", builder, "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / builder)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=540)

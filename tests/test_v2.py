@@ -561,11 +561,6 @@ def test_format_doc_when_backend_missing(monkeypatch):
 
 
 # -- PNG (served by the pillow plugin, when it exists) ---------------------------------------------
-def _has_pillow_plugin():
-    return any(s.name == "pillow" for s in registry.PLUGINS)
-
-
-@pytest.mark.skipif(not _has_pillow_plugin(), reason="the pillow plugin is not registered yet")
 def test_png_read_matches_imageio():
     path = DATA / "chelsea.png"
     im = iio.imread(path)
@@ -578,7 +573,6 @@ def test_png_read_matches_imageio():
 GIF = DATA / "newtonscradle.gif"
 
 
-@pytest.mark.skipif(not _has_pillow_plugin(), reason="the pillow plugin is not registered yet")
 def test_gif_v2_matches_imageio():
     im = iio.imread(GIF)  # image 0, not the frame stack (v3's index=None)
     assert type(im) is Array and im.shape == (150, 200, 3)
@@ -592,7 +586,6 @@ def test_gif_v2_matches_imageio():
         assert "duration" in r.get_meta_data()
 
 
-@pytest.mark.skipif(not _has_pillow_plugin(), reason="the pillow plugin is not registered yet")
 def test_png_write_and_modes(tmp_path):
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[5:15, 10:20] = (255, 128, 0)

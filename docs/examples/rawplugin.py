@@ -21,10 +21,14 @@ def sniff(first_bytes: bytes) -> bool:
 
 
 class RawPlugin(PluginV3):
+    # the metadata a registry entry is made from when the class itself is registered
+    # (entry point ``rawimg = rawplugin:RawPlugin``); a PluginSpec, when there is one,
+    # overrides these
     name = "rawimg"
-    description = "Example raw format with a JSON header"
+    description = "Example raw format"
     extensions = (".rawimg",)
     modes = "iv"
+    sniff = staticmethod(sniff)
 
     def __init__(self, request, **kwargs):
         super().__init__(request)

@@ -21,14 +21,17 @@ __all__ = ["imopen"]
 
 
 def _candidates_for_read(request: Request) -> list[registry.PluginSpec]:
+    specs = registry.plugins()
     if request.kind in ("dir", "glob", "urldir"):
-        return [s for s in registry.PLUGINS if s.folders]
+        return [s for s in specs if s.folders]
     head = request.firstbytes
-    by_sig = [s for s in registry.PLUGINS if s.sniff is not None and s.sniff(head)]
+    by_sig = [s for s in specs if s.sniff is not None and s.sniff(head)]
+    ext = request.extension
     if len(by_sig) > 1:
-        ext = request.extension
         # a signature match decides; among several, the extension breaks the tie
         by_sig.sort(key=lambda s: ext not in s.extensions)
+    if ext:  # a format without a signature (e.g. a third-party one) is known by its extension
+        by_sig += [s for s in specs if s.sniff is None and not s.folders and ext in s.extensions]
     return by_sig
 
 
@@ -52,7 +55,7 @@ def _candidates_for_write(request: Request) -> list[registry.PluginSpec]:
     name = name.lower() if isinstance(name, str) else ""
     ext = request.extension
     out = []
-    for spec in registry.PLUGINS:
+    for spec in registry.plugins():
         # compound extensions such as ".ome.tif" match on the full name
         if ext in spec.extensions or any(e.count(".") > 1 and name.endswith(e)
                                          for e in spec.extensions):
@@ -80,7 +83,7 @@ def _describe_failure(request: Request, tried: list[str], missing: list[str]) ->
         elif not tried and not missing:
             msg = (f"Cannot read {where}: its content matches no format imgio knows "
                    f"(first bytes {head[:8]!r}). Known formats: "
-                   + ", ".join(s.name for s in registry.PLUGINS) + ".")
+                   + ", ".join(s.name for s in registry.plugins()) + ".")
         else:
             msg = f"Cannot read {where}: no plugin could open it."
     if tried:

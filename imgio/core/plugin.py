@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import importlib
 import _thread
 import threading
 from typing import Any, Iterator
@@ -27,15 +26,15 @@ import numpy as np
 
 from ..errors import ClosedError, DTypeError, ShapeError
 from .limits import check_nbytes
+from .registry import apply_metadata, builtin_spec_for
 from .request import Request
 
 __all__ = ["ImageProperties", "PluginV3", "ARRAY_ADAPTERS", "counting", "counting_images"]
 
-#: adapters the layers above register (``"dask"``: ``adapter(plugin, index=, chunks=,
-#: **selection)`` for :meth:`PluginV3.to_dask`); the core never imports them
+#: adapters the layers above register themselves in (``"dask"``: ``adapter(plugin, index=,
+#: chunks=, **selection)`` for :meth:`PluginV3.to_dask`, registered by :mod:`imgio.lazy`,
+#: which :mod:`imgio.v3` imports); the core neither imports nor names them
 ARRAY_ADAPTERS: dict[str, Any] = {}
-#: the module that registers each adapter, loaded by name on first use
-_ADAPTER_MODULES = {"dask": "imgio.lazy"}
 
 #: true while imgio itself (not the user) asks ``properties`` how many images there are,
 #: e.g. v2's ``len(reader)`` inside ``get_data``: plugins then leave out the warnings that
@@ -117,7 +116,11 @@ def _is_write_failure(request: Request, exc: BaseException) -> bool:
 class PluginV3:
     """Base class of imgio plugins (the imageio v3 plugin contract).
 
-    Subclasses set the class attributes below and override the methods.
+    Subclasses override the methods.  The class attributes below (``name``,
+    ``description``, ``extensions``, ``modes``) come from the plugin's registry
+    entry (:class:`~imgio.core.registry.PluginSpec`), its one source: a built-in
+    plugin gets them when its class is defined, any plugin when its spec loads
+    it.  A class passed directly as ``plugin=`` (not registered) sets them itself.
 
     Thread safety: one plugin object may be shared between threads.  Its
     ``read``, ``write``, ``append``, ``properties`` and ``metadata`` calls are
@@ -129,6 +132,9 @@ class PluginV3:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        spec = builtin_spec_for(cls.__module__, cls.__qualname__)
+        if spec is not None:  # its registry entry is the one source of its metadata
+            apply_metadata(spec, cls)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "_imgio_guarded", False):
             # a constructor that refuses the resource must not, when the half-built
@@ -230,15 +236,34 @@ class PluginV3:
     def to_dask(self, *, index: Any = None, chunks: Any = "native", **selection):
         """This resource as a lazy ``dask.array.Array`` (see :mod:`imgio.lazy`).
 
-        Provided by the lazy layer, which registers itself in
-        :data:`ARRAY_ADAPTERS` when imported; the core imports nothing from the
-        layers above it and finds the layer by module name, as the registry
-        finds plugins.
+        The implementation is :func:`imgio.lazy.plugin_to_dask`: the lazy layer
+        registers it in :data:`ARRAY_ADAPTERS` when imported, and
+        :mod:`imgio.v3` (whose ``imopen`` hands plugins to users) imports that
+        layer.  The contract depends on nothing above it.
+
+        Parameters
+        ----------
+        index : int, ``...`` or None
+            As for :meth:`read`.
+        chunks : "native", "auto", tuple, int or dict
+            See :mod:`imgio.lazy`.
+        **selection
+            Selection keywords of the plugin (``series=``, ``dataset=`` ...).
+
+        Returns
+        -------
+        dask.array.Array
+
+        Raises
+        ------
+        RuntimeError
+            If the lazy layer was never imported (only possible when the core is
+            used without :mod:`imgio.v3` or :mod:`imgio.lazy`).
         """
         adapter = ARRAY_ADAPTERS.get("dask")
-        if adapter is None:  # found by name, as the registry finds plugins
-            importlib.import_module(_ADAPTER_MODULES["dask"])
-            adapter = ARRAY_ADAPTERS["dask"]
+        if adapter is None:
+            raise RuntimeError("to_dask() is provided by imgio.lazy: `import imgio.lazy` (or "
+                               "use imgio.v3.imopen, which does) first.")
         return adapter(self, index=index, chunks=chunks, **selection)
 
     # helpers for read_region implementations

@@ -33,6 +33,10 @@ from typing import Any
 
 from ..errors import (FormatError, InitializationError, ReadOnlyError,  # noqa: F401
                       WriteError, dir_not_found, file_not_found)
+# imageio's names, served from here as imageio serves them from imageio.core.request
+from .compat import (URI_BYTES, URI_FILE, URI_FILENAME, URI_FTP, URI_HTTP,  # noqa: F401
+                     URI_ZIPPED, IOMode, _Mode, resolve_compat_source)
+from .remote import is_remote_url, parse_remote, remote_extension
 
 __all__ = ["Request", "RETURN_BYTES", "IO_MODES", "IMAGE_MODES", "InitializationError",
            "IOMode", "URI_BYTES", "URI_FILE", "URI_FILENAME", "URI_ZIPPED", "URI_HTTP",
@@ -141,7 +145,7 @@ class Request:
     def __init__(self, uri: Any, io_mode: str, *, extension: str | None = None,
                  format_hint: str | None = None, storage_options: dict | None = None):
         self.io_mode, self.image_mode = self._parse_mode(io_mode)
-        self.url: str | None = None  # an fsspec URL (see the remote section below)
+        self.url: str | None = None  # an fsspec URL (see core/remote.py)
         self.storage_options = storage_options
         self.fs: Any = None
         self.fs_path: str | None = None
@@ -188,6 +192,8 @@ class Request:
         resolved = resolve_compat_source(uri, reading)
         if resolved is not None:
             uri, name = resolved
+            if name is None:  # an unnamed stream
+                name = RETURN_BYTES
             if isinstance(uri, bytes):
                 self._bytes, self.filename, self._compat_name = uri, name, name
                 return "bytes"
@@ -197,8 +203,8 @@ class Request:
             if uri == RETURN_BYTES and not reading:
                 self.filename = RETURN_BYTES
                 return "return_bytes"
-            if _is_remote_url(uri):
-                return self._parse_remote(uri)
+            if is_remote_url(uri):
+                return parse_remote(self, uri)
             if uri.startswith("file://"):
                 uri = uri[len("file://"):]
             if uri.startswith(("http://", "https://", "ftp://", "ftps://")):
@@ -275,7 +281,7 @@ class Request:
             return os.path.splitext(compat)[1].lower() or None
         name = self.filename
         if self.url is not None:
-            return _remote_extension(self.fs_path or "")
+            return remote_extension(self.fs_path or "")
         if self.kind == "file":
             name = getattr(self.raw_uri, "name", None)
             if not isinstance(name, str):
@@ -610,270 +616,3 @@ class Request:
         """Raise :class:`ReadOnlyError` unless the request was opened for writing."""
         if self.io_mode != "w":
             raise ReadOnlyError(f"{self.filename} was opened for reading, not writing.")
-
-
-# -- remote resources (fsspec URLs) -----------------------------------------------------------
-#: URL schemes read and written through fsspec (``file://`` stays a local path)
-_REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "http", "https", "memory",
-                   "ftp", "sftp", "ssh", "hdfs", "webhdfs")
-#: block size of remote file objects: one range request reads at least this much
-REMOTE_BLOCK_SIZE = 1 << 16
-#: metadata keys that make a remote folder a Zarr store
-_ZARR_KEYS = ("zarr.json", ".zgroup", ".zarray")
-
-
-def _is_remote_url(text: str) -> bool:
-    head, sep, _ = text.partition("://")
-    return bool(sep) and head.lower() in _REMOTE_SCHEMES
-
-
-def _remote_extension(path: str) -> str | None:
-    name = path.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    dot = name.rfind(".")
-    return name[dot:].lower() if dot > 0 else None
-
-
-def url_to_fs(url: str, storage_options: dict | None = None):
-    """``(filesystem, path)`` for an fsspec URL, or an install hint if the backend is missing."""
-    from ..errors import BackendMissingError
-    try:
-        import fsspec
-    except ImportError as exc:
-        raise BackendMissingError("remote", "fsspec", "zarr") from exc
-    try:
-        return fsspec.core.url_to_fs(url, **(storage_options or {}))
-    except ImportError as exc:  # the protocol's package (s3fs, gcsfs, aiohttp ...)
-        import re
-        module = (getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
-                  or next(iter(re.findall(r"[Ii]nstall (\w+)", str(exc))), None) or "fsspec")
-        raise BackendMissingError("remote", module,
-                                  "zarr" if module in ("s3fs", "fsspec") else None) from exc
-
-
-def _parse_remote(self, uri: str) -> str:
-    """``kind`` of an fsspec URL: ``"file"`` (a file object), ``"urldir"`` (a Zarr store)
-    or, for writing one file, ``"url"`` (a local temp file uploaded by finish)."""
-    self.url = self.filename = uri
-    try:
-        self.fs, self.fs_path = url_to_fs(uri, self.storage_options)
-    except ImportError:
-        # imageio reads http(s) with the standard library only: so does imgio when fsspec
-        # (or its aiohttp) is missing; storage options and writes still need fsspec
-        if self.io_mode != "r" or self.storage_options \
-                or uri.partition("://")[0].lower() not in ("http", "https") \
-                or _remote_extension(uri.partition("?")[0].rstrip("/")) == ".zarr":
-            raise
-        self.url = None  # no filesystem: plugins see bytes named by the URL
-        self._bytes = download(uri)
-        from urllib.parse import urlsplit
-        self._compat_name = urlsplit(uri).path  # gives the extension
-        return "bytes"
-    fs, path = self.fs, self.fs_path
-    ext = _remote_extension(path)
-    if self.io_mode == "w":
-        return "urldir" if ext == ".zarr" else "url"
-    if ext == ".zarr":  # the zarr plugin finds its metadata (or says the store is missing)
-        return "urldir"
-    if ext is None:  # a file with a known extension is opened without a listing
-        base = path.rstrip("/")
-        if any(fs.exists(f"{base}/{key}") for key in _ZARR_KEYS):
-            return "urldir"
-        if fs.isdir(path):
-            if not fs.exists(path):
-                raise file_not_found(uri)
-            raise FormatError(f"Cannot read {uri}: it is a remote folder without Zarr "
-                              "metadata (zarr.json, .zgroup or .zarray).")
-    try:
-        self._file = fs.open(path, "rb", block_size=REMOTE_BLOCK_SIZE, cache_type="readahead")
-    except FileNotFoundError:
-        raise file_not_found(uri) from None
-    self._own_file = True
-    if not getattr(self._file, "seekable", lambda: False)():
-        self._file.close()
-        self._file = None
-        raise FormatError(f"Cannot read {uri}: the server does not support range requests "
-                          "(or sends no Content-Length), so the file cannot be read in parts.")
-    self._size = getattr(self._file, "size", None)
-    return "file"
-
-
-Request._parse_remote = _parse_remote
-
-
-#: seconds to wait for a server without fsspec (imageio's variable and default)
-_DEFAULT_TIMEOUT = 5.0
-#: bytes read per call while downloading
-_DOWNLOAD_CHUNK = 1 << 20
-
-
-def download(url: str) -> bytes:
-    """Every byte of an http(s) URL, read with :mod:`urllib` (no fsspec needed).
-
-    Refuses with :class:`~imgio.errors.ImageTooLargeError`, naming the URL, a
-    ``Content-Length`` above the size guard's limit (:func:`imgio.core.limits.max_bytes`)
-    or, without one, as soon as more than the limit has arrived.  A missing resource
-    (HTTP 404/410) raises :class:`FileNotFoundError`.  The timeout is imageio's:
-    ``$IMAGEIO_REQUEST_TIMEOUT`` seconds, else 5.
-    """
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    from ..errors import CorruptFileError, ImageTooLargeError
-    from .limits import _size, _source, max_bytes
-    cap = max_bytes()
-
-    def too_large(what: str) -> ImageTooLargeError:
-        return ImageTooLargeError(
-            f"Cannot read {url}: {what}, more than the size limit of {_size(cap)} "
-            f"({_source(None)}). "
-            "Install fsspec to read it in parts, or raise the limit "
-            "(imgio.core.limits.MAX_BYTES or IMGIO_MAX_BYTES).")
-
-    env = os.environ.get("IMAGEIO_REQUEST_TIMEOUT", "")
-    timeout = float(env) if env.isdigit() else _DEFAULT_TIMEOUT
-    try:
-        response = urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code in (404, 410):
-            raise file_not_found(url) from None
-        raise OSError(f"Cannot read {url}: the server answered HTTP {exc.code} "
-                      f"({exc.reason}).") from None
-    except urllib.error.URLError as exc:
-        raise OSError(f"Cannot read {url}: {exc.reason}") from exc
-    with response:
-        declared = response.headers.get("Content-Length", "").strip()
-        if declared.isdigit() and int(declared) > cap:
-            raise too_large(f"the server declares {_size(int(declared))} (Content-Length)")
-        buf = io.BytesIO()  # getvalue() hands over its buffer without a copy
-        received = 0
-        try:
-            # read1: what has arrived (at most a chunk), so the guard acts as soon as it can
-            while chunk := response.read1(_DOWNLOAD_CHUNK):
-                received += len(chunk)
-                if received > cap:
-                    raise too_large(f"{received:,} bytes arrived")
-                buf.write(chunk)
-        except http.client.IncompleteRead as exc:  # a chunked body cut short
-            raise CorruptFileError(f"Cannot read {url}: the connection ended after "
-                                   f"{received + len(exc.partial):,} bytes, before the end "
-                                   "of the body.") from None
-        if declared.isdigit() and received != int(declared):  # all or nothing
-            raise CorruptFileError(f"Cannot read {url}: the connection ended after "
-                                   f"{received:,} of the {int(declared):,} bytes the server "
-                                   "declared (Content-Length).")
-    return buf.getvalue()
-
-
-# -- imageio-compatible sources ---------------------------------------------------------
-# imageio's names for the kinds of resource and for the io mode, and the sources that
-# imageio accepts beyond paths, bytes and seekable file objects: standard images
-# ("imageio:chelsea.png", from the local cache), members of ZIP archives
-# ("archive.zip/inner/image.png") and non-seekable streams (a pipe, an object with
-# only ``read()``), which are read into memory.
-
-URI_BYTES, URI_FILE, URI_FILENAME, URI_ZIPPED, URI_HTTP, URI_FTP = 1, 2, 3, 4, 5, 6
-
-
-class IOMode(str, __import__("enum").Enum):
-    """imageio's ``IOMode``: ``IOMode.read == "r"``, ``IOMode.write == "w"``."""
-
-    read = "r"
-    write = "w"
-
-
-class _Mode(str):
-    """The two-letter mode string with imageio's ``io_mode``/``image_mode`` attributes."""
-
-    @property
-    def io_mode(self) -> IOMode:
-        return IOMode(self[0])
-
-    @property
-    def image_mode(self) -> str:
-        return self[1]
-
-
-#: the standard images imageio knows by name (``imageio:<name>``)
-STANDARD_IMAGES = frozenset("""
-astronaut.png bacterial_colony.tif bricks.jpg calcium_imaging.tif camera.png
-checkerboard.png chelsea.bsdf chelsea.png chelsea.zip clock.png cockatoo.mp4
-cockatoo_yuv420.mp4 coffee.png coins.png horse.png hubble_deep_field.png
-immunohistochemistry.png meadow_cube.jpg moon.png newtonscradle.gif page.png
-stent.npz text.png wikkie.png wood.jpg""".split())
-
-
-def standard_images_dir() -> str:
-    """Where imageio keeps downloaded standard images: ``$IMAGEIO_USERDIR/.imageio/images``.
-
-    Without ``IMAGEIO_USERDIR`` the user's home folder is used, as imageio does.
-    """
-    base = os.environ.get("IMAGEIO_USERDIR") or os.path.expanduser("~")
-    return os.path.join(base, ".imageio", "images")
-
-
-def _standard_image(uri: str, reading: bool) -> str:
-    if not reading:
-        raise RuntimeError("Cannot write to the standard images.")
-    name = uri.split(":", 1)[1].lower()
-    name, _, member = name.partition(".zip/")
-    if member:
-        name += ".zip"
-    if name not in STANDARD_IMAGES:
-        raise ValueError(f"Unknown standard image {name!r}.")
-    path = os.path.join(standard_images_dir(), name)
-    if not os.path.isfile(path):
-        # imgio never downloads: the cache is filled by imageio or by hand
-        raise OSError(
-            f"Unable to find the standard image {name!r}: it is not in the local cache "
-            f"{standard_images_dir()} and imgio does not download it. Put the file there "
-            f"(imageio's https://github.com/imageio/imageio-binaries/raw/master/images/{name}) "
-            "or set IMAGEIO_USERDIR to a folder holding .imageio/images/.")
-    return path + ("/" + member if member else "")
-
-
-def _zip_member(path: str) -> tuple[bytes, str] | None:
-    """The bytes of ``archive.zip/inner/name`` when ``archive.zip`` is an existing file."""
-    lower = path.lower()
-    for sep in (".zip/", ".zip\\"):
-        at = lower.find(sep)
-        while at != -1:
-            archive = os.path.abspath(os.path.expanduser(path[:at + 4]))
-            if os.path.isfile(archive):
-                import zipfile
-                member = path[at + 5:].replace("\\", "/")
-                with zipfile.ZipFile(archive) as zf:
-                    # a missing member: zipfile's KeyError, as imageio lets through
-                    data = zf.read(member)
-                return data, os.path.join(archive, member)
-            at = lower.find(sep, at + 1)
-    return None
-
-
-def resolve_compat_source(uri: Any, reading: bool) -> tuple[Any, str] | None:
-    """``(path or bytes, name)`` for imageio's extra sources, else ``None``."""
-    if isinstance(uri, PurePath):
-        uri = os.fspath(uri)
-    if isinstance(uri, str):
-        if uri.startswith("imageio:"):
-            uri = _standard_image(uri, reading)
-            found = _zip_member(uri) if reading and ".zip/" in uri.lower() else None
-            return found if found is not None else (uri, uri)
-        if reading and ".zip" in uri.lower() and not os.path.exists(uri):
-            return _zip_member(uri)
-        return None
-    if reading and hasattr(uri, "read") and not isinstance(uri, (bytes, memoryview)):
-        seekable = getattr(uri, "seekable", None)
-        try:
-            ok = callable(seekable) and seekable() and hasattr(uri, "seek")
-        except (OSError, ValueError):
-            ok = False
-        if not ok:  # a pipe or a read()-only object: read it whole, once
-            name = getattr(uri, "name", None)
-            data = uri.read()
-            if not isinstance(data, (bytes, bytearray)):
-                raise FormatError(f"Cannot read {name or type(uri).__name__}: read() returned "
-                                  f"{type(data).__name__}, not bytes (open it in binary mode).")
-            return bytes(data), name if isinstance(name, str) else RETURN_BYTES
-    return None

@@ -34,7 +34,13 @@ class Truncated(EOFError):
 
 
 def open_fd(path: str | os.PathLike) -> int:
-    """A read-only descriptor for ``path`` (binary on Windows)."""
+    """A read-only descriptor for ``path`` (binary on Windows).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to open.
+    """
     return os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_BINARY", 0))
 
 

@@ -35,6 +35,15 @@ def from_plugin(plugin, index: Any = None, **selection) -> "LazyArray":
     Uses only the plugin contract: ``properties`` for shape, dtype and axes,
     ``chunks`` for the native blocks, and (in each process that reads)
     ``read_region`` through a plugin reopened by uri and name.
+
+    Parameters
+    ----------
+    plugin : PluginV3
+        An open plugin on a resource that can be reopened by uri (a path, folder or glob).
+    index : int, ``...`` or None
+        As for :func:`imgio.v3.imread`.
+    **selection
+        Selection keywords of the plugin (``series=``, ``dataset=`` ...).
     """
     plugin._check_open()
     request = plugin.request
@@ -241,7 +250,13 @@ class LazyArray:
         return self[...]
 
     def to_dask(self, chunks: Any = "native"):
-        """This array as a ``dask.array.Array`` (see :mod:`imgio.lazy` for ``chunks``)."""
+        """This array as a ``dask.array.Array`` (see :mod:`imgio.lazy` for ``chunks``).
+
+        Parameters
+        ----------
+        chunks : "native", "auto", tuple, int or dict
+            See :mod:`imgio.lazy`; ``{"Z": 8}`` chunks by axis letter.
+        """
         return dask_from_lazy(self, chunks)
 
     def __dask_tokenize__(self):

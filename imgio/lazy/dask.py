@@ -40,7 +40,19 @@ def lazy(uri, *, index: Any = None, plugin=None, extension=None, **selection) ->
 
 
 def plugin_to_dask(plugin, *, index: Any = None, chunks: Any = "native", **selection):
-    """The ndimage of an open plugin as a ``dask.array.Array`` (``PluginV3.to_dask``)."""
+    """The ndimage of an open plugin as a ``dask.array.Array`` (``PluginV3.to_dask``).
+
+    Parameters
+    ----------
+    plugin : PluginV3
+        An open plugin on a resource that can be reopened by uri.
+    index : int, ``...`` or None
+        As for :func:`imgio.v3.imread`.
+    chunks : "native", "auto", tuple, int or dict
+        See :mod:`imgio.lazy`.
+    **selection
+        Selection keywords of the plugin, as for :func:`lazy`.
+    """
     import_dask_array()
     return from_plugin(plugin, index, **selection).to_dask(chunks)
 

@@ -21,9 +21,9 @@ from numpy.lib import format as npformat
 from .. import _kernels
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
-from ..core.registry import _npy, _zip
 from ..errors import unexpected_keyword
 from ..errors import CorruptFileError, InitializationError, ShapeError
+from .npy_sniff import sniff as _npy, sniff_npz as _zip
 
 __all__ = ["NpyPlugin", "NpzPlugin"]
 
@@ -58,9 +58,7 @@ def _natural_key(name: str) -> tuple:
 class NpyPlugin(PluginV3):
     """A ``.npy`` file holds exactly one ndimage."""
 
-    name = "npy"
-    description = "NumPy .npy array file"
-    extensions = (".npy",)
+    # name, extensions, modes, description: from its registry entry (PluginSpec)
 
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)
@@ -238,9 +236,7 @@ def _read_runs(request, offset: int, shape: tuple, dtype: np.dtype, box: tuple,
 class NpzPlugin(PluginV3):
     """A ``.npz`` archive: each member array is one ndimage, in natural name order."""
 
-    name = "npz"
-    description = "NumPy .npz archive of arrays"
-    extensions = (".npz",)
+    # name, extensions, modes, description: from its registry entry (PluginSpec)
 
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)

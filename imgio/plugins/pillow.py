@@ -49,8 +49,8 @@ from PIL import ExifTags, Image, ImageFile, ImageMode, UnidentifiedImageError
 from .. import _kernels
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
-from ..core.registry import _pillow
 from ..errors import unexpected_keyword
+from .pillow_sniff import sniff as _pillow
 from ..errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                       InitializationError, ShapeError)
 
@@ -168,11 +168,7 @@ def _plain(value: Any) -> Any:
 class PillowPlugin(PluginV3):
     """PNG/APNG, JPEG, GIF, BMP and WebP through Pillow."""
 
-    name = "pillow"
-    description = "PNG, APNG, JPEG, GIF, BMP and WebP via Pillow"
-    extensions = (".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib",
-                  ".webp")
-    modes = "iI"
+    # name, extensions, modes, description: from its registry entry (PluginSpec)
 
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)

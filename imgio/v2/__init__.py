@@ -126,7 +126,7 @@ def _format_args(format: Any) -> dict:
     suffix = PurePath(format).suffix.lower()
     if suffix in known:
         return {"extension": suffix}
-    for spec in registry.PLUGINS:
+    for spec in registry.plugins():
         if spec.matches(format):
             return {"plugin": spec.name}
     lower = format.lower()
@@ -136,7 +136,7 @@ def _format_args(format: Any) -> dict:
         return {"extension": "." + lower}
     raise ValueError(
         f"No format known by name {format!r}. Known formats: "
-        + ", ".join(s.name for s in registry.PLUGINS)
+        + ", ".join(s.name for s in registry.plugins())
         + "; known extensions: " + " ".join(sorted(known)) + ".")
 
 
@@ -238,7 +238,18 @@ def imread(uri, format: Any = None, **kwargs) -> Array:
 
 
 def volread(uri, format: Any = None, **kwargs) -> Array:
-    """Read volume 0 of ``uri`` (for TIFF the first series, all its pages)."""
+    """Read volume 0 of ``uri`` (for TIFF the first series, all its pages).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource; a folder or glob reads a stack of slice files.
+    format : str, optional
+        imageio's format name or a plugin name (``"TIFF"``, ``"PNG-PIL"``,
+        ``"tifffile"``); by default the file's content chooses the plugin.
+    **kwargs
+        Passed to the plugin's ``read``.
+    """
     return _read_one(uri, format, "v", kwargs, "volread")
 
 
@@ -250,6 +261,11 @@ def mimread(uri, format: Any = None, memtest: Any = MEMTEST_DEFAULT_MIM, **kwarg
 
     Parameters
     ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource; a folder or glob reads a stack of slice files.
+    format : str, optional
+        imageio's format name or a plugin name (``"TIFF"``, ``"PNG-PIL"``,
+        ``"tifffile"``); by default the file's content chooses the plugin.
     memtest : bool, number or str
         Stop with :class:`~imgio.errors.MemtestError` once more than this many
         bytes were read (checked after each image): ``"256MB"`` by default,
@@ -271,6 +287,18 @@ def mvolread(uri, format: Any = None, memtest: Any = MEMTEST_DEFAULT_MVOL,
     """Read every volume of ``uri`` into a list (one per ndimage; never split).
 
     ``memtest`` as for :func:`mimread`, default ``"1GB"``.
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource; a folder or glob reads a stack of slice files.
+    format : str, optional
+        imageio's format name or a plugin name (``"TIFF"``, ``"PNG-PIL"``,
+        ``"tifffile"``); by default the file's content chooses the plugin.
+    memtest : bool, number or str
+        As for :func:`mimread`; default ``"1GB"``.
+    **kwargs
+        Passed to the plugin's ``iter``.
     """
     return _read_many(uri, format, "V", memtest, MEMTEST_DEFAULT_MVOL, kwargs, "mvolread")
 
@@ -284,6 +312,18 @@ def _write(uri, data, format, mode: str, is_batch_: bool, kwargs: dict):
 
 def imwrite(uri, im, format: Any = None, **kwargs) -> bytes | None:
     """Write one image (2-D gray, or 3-D with up to 4 channels).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    im : array_like
+        The image.
+    format : str, optional
+        imageio's format name, a plugin name or an extension (``"TIFF"``,
+        ``"tifffile"``, ``".png"``); by default the extension of ``uri`` decides.
+    **kwargs
+        Passed to the plugin's ``write``.
 
     Returns
     -------
@@ -302,19 +342,58 @@ def imwrite(uri, im, format: Any = None, **kwargs) -> bytes | None:
 
 
 def mimwrite(uri, ims, format: Any = None, **kwargs) -> bytes | None:
-    """Write several images (a list, or an array whose first axis indexes them)."""
+    """Write several images (a list, or an array whose first axis indexes them).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    ims : sequence of array_like or numpy.ndarray
+        The images.
+    format : str, optional
+        imageio's format name, a plugin name or an extension (``"TIFF"``,
+        ``"tifffile"``, ``".png"``); by default the extension of ``uri`` decides.
+    **kwargs
+        Passed to the plugin's ``write``.
+    """
     ims = _kernels.check_image(ims, kind="images")
     return _write(uri, ims, format, "I", True, kwargs)
 
 
 def volwrite(uri, vol, format: Any = None, **kwargs) -> bytes | None:
-    """Write one volume (3-D, or 4-D with up to 4 channels per voxel)."""
+    """Write one volume (3-D, or 4-D with up to 4 channels per voxel).
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    vol : array_like
+        The volume.
+    format : str, optional
+        imageio's format name, a plugin name or an extension (``"TIFF"``,
+        ``"tifffile"``, ``".png"``); by default the extension of ``uri`` decides.
+    **kwargs
+        Passed to the plugin's ``write``.
+    """
     vol = _kernels.check_image(vol, kind="volume")
     return _write(uri, vol, format, "v", False, kwargs)
 
 
 def mvolwrite(uri, vols, format: Any = None, **kwargs) -> bytes | None:
-    """Write several volumes."""
+    """Write several volumes.
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    vols : sequence of array_like
+        The volumes.
+    format : str, optional
+        imageio's format name, a plugin name or an extension (``"TIFF"``,
+        ``"tifffile"``, ``".png"``); by default the extension of ``uri`` decides.
+    **kwargs
+        Passed to the plugin's ``write``.
+    """
     vols = _kernels.check_image(vols, kind="volumes")
     return _write(uri, vols, format, "V", True, kwargs)
 
@@ -325,6 +404,11 @@ def get_reader(uri, format: Any = None, mode: str = "?", **kwargs) -> Reader:
 
     Parameters
     ----------
+    uri : str, pathlib.Path, bytes or file object
+        The resource to read.
+    format : str, optional
+        imageio's format name or a plugin name (``"TIFF"``, ``"PNG-PIL"``,
+        ``"tifffile"``); by default the file's content chooses the plugin.
     mode : {"i", "I", "v", "V", "?"}
         What you intend to read: image, images, volume, volumes, anything.  A
         letter the format cannot do raises ``ValueError``.
@@ -336,7 +420,20 @@ def get_reader(uri, format: Any = None, mode: str = "?", **kwargs) -> Reader:
 
 
 def get_writer(uri, format: Any = None, mode: str = "?", **kwargs) -> Writer:
-    """A :class:`~imgio.v2.legacy.Writer` for ``uri``; ``**kwargs`` go to every append."""
+    """A :class:`~imgio.v2.legacy.Writer` for ``uri``; ``**kwargs`` go to every append.
+
+    Parameters
+    ----------
+    uri : str, pathlib.Path, file object or "<bytes>"
+        Where to write; ``"<bytes>"`` returns the encoded bytes.
+    format : str, optional
+        imageio's format name, a plugin name or an extension (``"TIFF"``,
+        ``"tifffile"``, ``".png"``); by default the extension of ``uri`` decides.
+    mode : {"i", "I", "v", "V", "?"}
+        What you intend to write: image, images, volume, volumes, anything.
+    **kwargs
+        Passed to the plugin's ``write``/``append`` for every frame.
+    """
     mode = _check_mode_letter(mode)
     return Writer(_open(uri, "w" + mode, format), **kwargs)
 
@@ -350,10 +447,10 @@ class FormatManager:
     """
 
     def __iter__(self):
-        return iter([Format(spec) for spec in registry.PLUGINS])
+        return iter([Format(spec) for spec in registry.plugins()])
 
     def __len__(self) -> int:
-        return len(registry.PLUGINS)
+        return len(registry.plugins())
 
     def __getitem__(self, name: Any) -> Format:
         return Format(_spec_for(name))
@@ -366,7 +463,7 @@ class FormatManager:
         return True
 
     def get_format_names(self) -> list[str]:
-        return [spec.name for spec in registry.PLUGINS]
+        return [spec.name for spec in registry.plugins()]
 
     def __str__(self) -> str:
         return "\n".join(f"{f.name} - {f.description} [{' '.join(f.extensions)}]"
