@@ -69,11 +69,6 @@ def _image_extensions() -> set[str]:
 class FolderPlugin(PluginV3):
     """Slice files in a folder or matching a glob, read as one volume."""
 
-    name = "folder"
-    description = "A folder or glob of slice files read as one volume"
-    extensions = ()
-    modes = "iIvV"
-
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)
         if request.io_mode != "r" or request.kind not in ("dir", "glob"):

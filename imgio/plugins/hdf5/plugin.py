@@ -91,11 +91,6 @@ _H5PY_OPTIONS = {"fletcher32", "scaleoffset", "fillvalue", "track_times", "track
 class Hdf5Plugin(PluginV3):
     """HDF5 files through h5py (see the module docstring)."""
 
-    name = "hdf5"
-    description = "HDF5 datasets (incl. BigDataViewer, Imaris .ims) via h5py"
-    extensions = (".h5", ".hdf5", ".he5", ".nwb", ".ims")
-    modes = "iIvV"
-
     def __init__(self, request, *, dataset: str | None = None, level: int = 0, setup: int = 0,
                  mode: str | None = None, allow_external: bool = False, **kwargs) -> None:
         super().__init__(request)

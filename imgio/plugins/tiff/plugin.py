@@ -107,11 +107,6 @@ def _memory_limit(override=None) -> float:
 class TifffilePlugin(DamageMixin, MetaMixin, RegionMixin, WriterMixin, PluginV3):
     """TIFF, BigTIFF, ImageJ hyperstacks, OME-TIFF, STK and LSM via tifffile."""
 
-    name = "tifffile"
-    description = "TIFF, BigTIFF, ImageJ, OME-TIFF, STK and LSM via tifffile"
-    extensions = (".tif", ".tiff", ".stk", ".lsm", ".btf", ".tf8", ".tf2")
-    modes = "iIvV"
-
     def __init__(self, request, **kwargs) -> None:
         super().__init__(request)
         self._init_writer(kwargs)
