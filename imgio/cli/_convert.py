@@ -66,38 +66,22 @@ class _Source:
         return np.asarray(self.reader.read(**self.sel))
 
     def _volume_frames(self) -> Iterator[np.ndarray]:
-        shape = self.props.shape
-        pages = 0 if self.sel else self._tiff_pages_per_frame()
-        if pages:
+        """First-axis frames through the plugin contract: region reads where the
+        format has native chunks (TIFF pages, HDF5 chunks, NPY rows, Zarr chunks),
+        else one whole read handed out slice by slice."""
+        shape = tuple(self.props.shape)
+        try:
+            native = self.reader.chunks(**self.sel)
+        except NotImplementedError:
+            native = None
+        if native is not None and shape[0] > 1:
+            rest = tuple(slice(0, n) for n in shape[1:])
             for i in range(shape[0]):
-                planes = [np.asarray(self.reader.read(page=i * pages + k)) for k in range(pages)]
-                frame = planes[0] if pages == 1 else np.stack(planes)
-                yield frame.reshape(shape[1:])
+                frame = self.reader.read_region((slice(i, i + 1),) + rest, **self.sel)
+                yield np.asarray(frame).reshape(shape[1:])
             return
-        # no cheaper way: read the ndimage and hand out its first-axis slices
         volume = np.asarray(self.reader.read(**self.sel))
         yield from volume
-
-    def _tiff_pages_per_frame(self) -> int:
-        """Pages per first-axis frame of a one-series TIFF read page by page, or 0."""
-        if self.reader.name != "tifffile":
-            return 0
-        try:
-            meta = self.reader.metadata()
-            if meta.get("n_series") != 1:
-                return 0
-            n_pages = int(meta["n_pages"])
-            page_shape = self.reader.properties(page=0).shape
-        except Exception:
-            return 0
-        shape = self.props.shape
-        total = math.prod(shape)
-        if n_pages * math.prod(page_shape) != total or n_pages % shape[0]:
-            return 0
-        per = n_pages // shape[0]
-        if math.prod(page_shape) * per != math.prod(shape[1:]):
-            return 0
-        return per
 
 
 # -- convert -------------------------------------------------------------------------------
