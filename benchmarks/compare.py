@@ -459,6 +459,7 @@ def main(argv=None, runner=run_suite) -> int:
             return EXIT_REFUSED
 
     command = "python benchmarks/compare.py " + " ".join(argv)
+    info = run_info(command)  # before the run: date, commit and load average at the start
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
         saved = results.get("imgio_compare", {})
@@ -470,7 +471,6 @@ def main(argv=None, runner=run_suite) -> int:
         except RuntimeError as exc:
             print(f"compare.py: {exc}", file=sys.stderr)
             return EXIT_REFUSED
-    info = run_info(command)
     m = info["machine"]
     print(f"\nmachine: {m['cpu_model']}, {m['cpu_count']} cores, python {m['python']}; "
           f"sizes: {'full' if full else 'CI (quick)'}")
