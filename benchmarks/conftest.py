@@ -11,7 +11,19 @@ Conventions (``benchmarks/compare.py`` relies on them):
 
 ``pytest benchmarks`` prints timings; CI runs ``pytest benchmarks
 --benchmark-disable`` so every benchmark executes once and cannot rot.
-Large sizes are behind ``IMGIO_BENCH_FULL=1``.
+Large sizes are behind ``IMGIO_BENCH_FULL=1`` (``compare.py --full``).
+
+Rules for a workload that a target of ``thresholds.toml`` checks:
+
+* the peer test measures the peer at its BEST setup for the same result
+  (tifffile ``maxworkers=2`` / ``ioworkers=2``, h5py ``read_direct`` into a
+  preallocated array, blockwise NumPy on all cores), and the target's
+  ``peer_setup`` says what it is;
+* the CI size (without ``IMGIO_BENCH_FULL``) is big enough that the workload,
+  not start-up, is timed (a call of at least a few milliseconds, data larger
+  than the caches, above any threading threshold of imgio or the peer), while
+  the whole ``compare.py --quick`` stays within about 3 minutes on 2 cores;
+* fixed ``pedantic`` rounds are at least 3 (a median of one round is noise).
 """
 from __future__ import annotations
 
