@@ -81,6 +81,7 @@ ctypedef struct Info:
     int flavour_tag
     int64_t n_pages
     int pages_capped
+    int64_t page_differs     # a volume's first page (> 0) unlike page 0, or 0
 
 
 cdef inline int _typesize(uint64_t t) noexcept nogil:

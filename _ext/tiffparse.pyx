@@ -71,55 +71,15 @@ cdef inline int _tag_bit(uint64_t tag) noexcept nogil:
     return -1
 
 
-cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
-                int64_t max_pages, Info* info) noexcept nogil:
-    cdef int be, big
-    cdef uint64_t magic, ifd, n, entsize, cntsize, offsize, inl, pos, i, j
-    cdef uint64_t tag, t, cnt, size, vpos, v, first
-    cdef uint64_t* visited
-    cdef int64_t npages, k
+cdef int _parse_ifd(const uint8_t* b, uint64_t buflen, uint64_t filesize, uint64_t ifd,
+                    Info* info) noexcept nogil:
+    """Parse the IFD at ``ifd`` into ``info`` (whose ``bigendian``/``bigtiff`` are set)."""
+    cdef int be = info.bigendian, big = info.bigtiff
+    cdef uint64_t entsize = 20 if big else 12, cntsize = 8 if big else 2
+    cdef uint64_t offsize = 8 if big else 4, inl = 8 if big else 4
+    cdef uint64_t n, pos, i, j, tag, t, cnt, size, vpos, v, first
     cdef int dup, bit
     cdef uint64_t seen = 0
-
-    if buflen < 4:
-        if filesize >= 4:
-            info.status = NEED_MORE
-            info.need = 16
-            return -1
-        if buflen >= 2 and (b[0] == 73 and b[1] == 73 or b[0] == 77 and b[1] == 77):
-            return _corrupt(info, C_TRUNC_HEADER, filesize)
-        info.status = NOT_TIFF
-        return -1
-    if b[0] == 73 and b[1] == 73:       # 'II'
-        be = 0
-    elif b[0] == 77 and b[1] == 77:     # 'MM'
-        be = 1
-    else:
-        info.status = NOT_TIFF
-        return -1
-    magic = _u16(b + 2, be)
-    if magic == 42:
-        big = 0
-        entsize = 12; cntsize = 2; offsize = 4; inl = 4
-        if _need(info, 0, 8, buflen, filesize, C_TRUNC_HEADER, filesize):
-            return -1
-        ifd = _u32(b + 4, be)
-    elif magic == 43:
-        big = 1
-        entsize = 20; cntsize = 8; offsize = 8; inl = 8
-        if _need(info, 0, 16, buflen, filesize, C_TRUNC_HEADER, filesize):
-            return -1
-        if _u16(b + 4, be) != 8 or _u16(b + 6, be) != 0:
-            return _corrupt(info, C_BAD_BIGTIFF, _u16(b + 4, be))
-        ifd = _u64(b + 8, be)
-    else:
-        info.status = NOT_TIFF    # ORF, RW2, ... : not plain TIFF
-        return -1
-    info.bigendian = be
-    info.bigtiff = big
-    info.ifd_offset = ifd
-    if ifd == 0:
-        return _corrupt(info, C_NO_IFD, 0)
     if ifd > filesize or cntsize > filesize - ifd:
         return _corrupt(info, C_IFD_PAST_EOF, ifd)
     if _need(info, ifd, cntsize, buflen, filesize, C_IFD_PAST_EOF, ifd):
@@ -301,7 +261,68 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
     if info.n_desc >= 2:
         _analyse_second(b + info.desc2_pos, info.desc2_len, info)
 
+    return 0
+
+
+cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
+                int64_t max_pages, Info* info) noexcept nogil:
+    """Header, first IFD and the IFD chain (pages counted up to ``max_pages``).
+
+    A volume candidate (``_volume_pages``: a shaped description declaring N
+    compressed pages) has its first N pages parsed in full and compared with
+    page 0 (``info.page_differs``), and the chain followed to N + 1 pages.
+    """
+    cdef int be, big
+    cdef uint64_t magic, ifd, n, entsize, cntsize, offsize, pos, v
+    cdef uint64_t* visited
+    cdef int64_t npages, k, volume
+    cdef Info page
+
+    if buflen < 4:
+        if filesize >= 4:
+            info.status = NEED_MORE
+            info.need = 16
+            return -1
+        if buflen >= 2 and (b[0] == 73 and b[1] == 73 or b[0] == 77 and b[1] == 77):
+            return _corrupt(info, C_TRUNC_HEADER, filesize)
+        info.status = NOT_TIFF
+        return -1
+    if b[0] == 73 and b[1] == 73:       # 'II'
+        be = 0
+    elif b[0] == 77 and b[1] == 77:     # 'MM'
+        be = 1
+    else:
+        info.status = NOT_TIFF
+        return -1
+    magic = _u16(b + 2, be)
+    if magic == 42:
+        big = 0
+        entsize = 12; cntsize = 2; offsize = 4
+        if _need(info, 0, 8, buflen, filesize, C_TRUNC_HEADER, filesize):
+            return -1
+        ifd = _u32(b + 4, be)
+    elif magic == 43:
+        big = 1
+        entsize = 20; cntsize = 8; offsize = 8
+        if _need(info, 0, 16, buflen, filesize, C_TRUNC_HEADER, filesize):
+            return -1
+        if _u16(b + 4, be) != 8 or _u16(b + 6, be) != 0:
+            return _corrupt(info, C_BAD_BIGTIFF, _u16(b + 4, be))
+        ifd = _u64(b + 8, be)
+    else:
+        info.status = NOT_TIFF    # ORF, RW2, ... : not plain TIFF
+        return -1
+    info.bigendian = be
+    info.bigtiff = big
+    info.ifd_offset = ifd
+    if ifd == 0:
+        return _corrupt(info, C_NO_IFD, 0)
+    if _parse_ifd(b, buflen, filesize, ifd, info):
+        return -1
     # ---- follow the IFD chain: count pages up to max_pages, detect loops
+    volume = _volume_pages(info)
+    if volume and max_pages < volume + 1:
+        max_pages = volume + 1     # one more: a page past the volume declines it
     if max_pages < 1:
         max_pages = 1
     if max_pages > MAXPAGES_HARD:
@@ -327,6 +348,23 @@ cdef int _parse(const uint8_t* b, uint64_t buflen, uint64_t filesize,
         if npages >= max_pages:
             info.pages_capped = 1
             break
+        if npages <= volume:
+            # a page of the volume: parsed in full, compared with page 0
+            memset_info(&page)
+            page.bigendian = be
+            page.bigtiff = big
+            if _parse_ifd(b, buflen, filesize, v, &page):
+                free(visited)
+                info.status = page.status
+                info.code = page.code
+                info.detail = page.detail
+                if page.need > info.need:
+                    info.need = page.need
+                return -1
+            if info.page_differs == 0 and not _same_page(info, &page):
+                info.page_differs = npages - 1
+            v = page.next_ifd
+            continue
         if _need(info, v, cntsize, buflen, filesize, C_NEXT_PAST_EOF, v):
             free(visited)
             return -1
@@ -356,9 +394,33 @@ _KIND_NAMES = {D_NONE: None, D_PLAIN: "plain", D_SHAPED: "shaped", D_IMAGEJ: "im
                D_OME: "ome", D_OTHER: "other", D_BADSHAPE: "badshape"}
 
 
+cdef void _volume_segments(const uint8_t* b, uint64_t buflen, uint64_t filesize,
+                           const Info* info, uint64_t* offs, uint64_t* cnts) noexcept nogil:
+    """The segment offsets and byte counts of a served volume's pages, page by page.
+
+    Only after ``_parse`` accepted the volume: every page parses and holds
+    ``off_count`` (= ``cnt_count``) segments, so this walk cannot fail.
+    """
+    cdef Info page
+    cdef uint64_t v = info.ifd_offset
+    cdef int64_t k
+    cdef uint64_t nseg = info.off_count
+    for k in range(info.n_pages):
+        memset_info(&page)
+        page.bigendian = info.bigendian
+        page.bigtiff = info.bigtiff
+        _parse_ifd(b, buflen, filesize, v, &page)
+        _read_uints(b, page.off_pos, page.off_type, nseg, page.bigendian, offs + k * nseg)
+        _read_uints(b, page.cnt_pos, page.cnt_type, nseg, page.bigendian, cnts + k * nseg)
+        v = page.next_ifd
+
+
 def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pages=2):
     """Parse the header and first IFD.
 
+    For a served volume (a shaped description declaring N compressed pages,
+    every page stored like the first) ``n_pages`` is N and ``offsets`` /
+    ``bytecounts`` hold the segments of all N pages, page after page.
     ``buf`` holds the first ``len(buf)`` bytes of a file of ``filesize`` bytes.
     Returns a dict; ``status`` is ``OK``, ``NOT_TIFF``, ``NEED_MORE`` (``need``:
     bytes to provide) or ``CORRUPT`` (``code`` and ``detail``).
@@ -370,6 +432,7 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     cdef uint8_t dummy = 0
     cdef uint64_t detail = 0
     cdef int code
+    cdef int64_t npages
     memset_info(&info)
     if buflen > filesize:
         buflen = filesize
@@ -379,19 +442,25 @@ def parse_buffer(const unsigned char[::1] buf, uint64_t filesize, int64_t max_pa
     if info.status != OK:
         return {"status": info.status, "code": info.code, "detail": info.detail,
                 "need": info.need}
-    offsets = np.empty(info.off_count, dtype=np.uint64)
-    counts = np.empty(info.cnt_count, dtype=np.uint64)
+    code = _decline(&info, &detail)
+    # a served volume: the segments of every page, page after page
+    npages = info.n_pages if code == R_SERVED else 1
+    offsets = np.empty(npages * info.off_count, dtype=np.uint64)
+    counts = np.empty(npages * info.cnt_count, dtype=np.uint64)
     offs = offsets
     cnts = counts
-    if info.off_count:
+    if npages > 1:
         with nogil:
-            _read_uints(p, info.off_pos, info.off_type, info.off_count, info.bigendian,
-                        &offs[0])
-    if info.cnt_count:
-        with nogil:
-            _read_uints(p, info.cnt_pos, info.cnt_type, info.cnt_count, info.bigendian,
-                        &cnts[0])
-    code = _decline(&info, &detail)
+            _volume_segments(p, buflen, filesize, &info, &offs[0], &cnts[0])
+    else:
+        if info.off_count:
+            with nogil:
+                _read_uints(p, info.off_pos, info.off_type, info.off_count, info.bigendian,
+                            &offs[0])
+        if info.cnt_count:
+            with nogil:
+                _read_uints(p, info.cnt_pos, info.cnt_type, info.cnt_count, info.bigendian,
+                            &cnts[0])
     return {
         "status": 0,
         "decline": code,

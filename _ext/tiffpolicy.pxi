@@ -11,6 +11,7 @@ cdef enum Decline:
     R_RGB_SAMPLES, R_PLANAR_RGB, R_PHOTOMETRIC, R_PLANAR, R_MIXED, R_BPS_COUNT
     R_SF_COUNT, R_DTYPE, R_PRED_UNCOMPRESSED, R_PRED_HFLOAT, R_PRED_FINT
     R_PREDICTOR, R_TILE_SIZE, R_TILE_TAGS, R_STRIP_TAGS, R_BOTH, R_RPS0, R_SHAPED
+    R_PAGE_DIFFERS
 
 _DECLINE_MESSAGES = {
     R_PAGES: "more than one page",
@@ -49,7 +50,60 @@ _DECLINE_MESSAGES = {
     R_BOTH: "both strips and tiles",
     R_RPS0: "RowsPerStrip 0",
     R_SHAPED: "shaped description differs from the image's shape",
+    R_PAGE_DIFFERS: "page {d} is not stored like page 0",
 }
+
+
+cdef int64_t _volume_pages(const Info* info) noexcept nogil:
+    """N if the first page's shaped description declares a volume of N > 1 pages, else 0.
+
+    Only compressed volumes (their decoding is the work the fast path shares
+    over the cores); an uncompressed one is one contiguous read for the plugin.
+    The shape must be ``(N, length, width)`` or ``(N, length, width, spp)``,
+    the series tifffile forms from N pages.
+    """
+    cdef int ndim = 4 if info.spp > 1 else 3
+    if not info.has_shaped or info.shaped_ndim != ndim or info.shaped[0] <= 1:
+        return 0
+    if not (info.compression == 8 or info.compression == 32946):
+        return 0
+    if <uint64_t>info.shaped[1] != info.length or <uint64_t>info.shaped[2] != info.width:
+        return 0
+    if ndim == 4 and <uint64_t>info.shaped[3] != info.spp:
+        return 0
+    if info.shaped[0] >= MAXPAGES_HARD:
+        return 0
+    return info.shaped[0]
+
+
+cdef int _same_page(const Info* first, Info* page) noexcept nogil:
+    """Whether a later page of a volume is served and stored like the first.
+
+    tifffile decodes every page of a shaped series with the first page's
+    settings; the fast path serves the volume only when each page's own tags
+    agree (and the page passes the rule by itself, without a description).
+    """
+    cdef uint64_t detail
+    page.n_pages = 1
+    if page.n_desc != 0 or _decline(page, &detail) != R_SERVED:
+        return 0
+    return (page.width == first.width and page.length == first.length
+            and page.spp == first.spp and page.bps == first.bps
+            and page.sampleformat == first.sampleformat
+            and page.compression == first.compression
+            and page.photometric == first.photometric and page.planar == first.planar
+            and page.predictor == first.predictor and page.fillorder == first.fillorder
+            and page.has_rps == first.has_rps and page.rowsperstrip == first.rowsperstrip
+            and page.has_tilewidth == first.has_tilewidth
+            and page.has_tilelength == first.has_tilelength
+            and page.tilewidth == first.tilewidth and page.tilelength == first.tilelength
+            and page.subfiletype == first.subfiletype
+            and page.has_oldsubfiletype == first.has_oldsubfiletype
+            and page.oldsubfiletype == first.oldsubfiletype
+            and page.extrasamples_count == first.extrasamples_count
+            and page.bps_count == first.bps_count and page.sf_count == first.sf_count
+            and page.off_tag == first.off_tag and page.cnt_tag == first.cnt_tag
+            and page.off_count == first.off_count and page.cnt_count == first.cnt_count)
 
 
 cdef inline int _known_dtype(uint64_t sf, uint64_t bps) noexcept nogil:
@@ -66,10 +120,14 @@ cdef int _decline(const Info* info, uint64_t* detail) noexcept nogil:
     Never "damaged": damage is the parser's status and ``_fasttiff._geometry``'s.
     ``detail`` receives the value a message names (a tag, a compression, ...).
     """
-    cdef int tiled
+    cdef int tiled, lead
     detail[0] = 0
     if info.n_pages != 1:
-        return R_PAGES
+        if info.pages_capped or info.n_pages != _volume_pages(info):
+            return R_PAGES
+        if info.page_differs:
+            detail[0] = <uint64_t>info.page_differs
+            return R_PAGE_DIFFERS
     if info.unknown_tag:
         detail[0] = <uint64_t>info.unknown_tag
         return R_UNKNOWN_TAG
@@ -159,12 +217,13 @@ cdef int _decline(const Info* info, uint64_t* detail) noexcept nogil:
     if not tiled and info.has_rps and info.rowsperstrip == 0:
         return R_RPS0
     if info.has_shaped:
-        if info.spp == 1:
-            if info.shaped_ndim != 2:
-                return R_SHAPED
-        elif info.shaped_ndim != 3 or <uint64_t>info.shaped[2] != info.spp:
+        lead = 1 if info.n_pages > 1 else 0     # a volume's leading page axis
+        if info.shaped_ndim != 2 + lead + (1 if info.spp != 1 else 0):
             return R_SHAPED
-        if <uint64_t>info.shaped[0] != info.length or <uint64_t>info.shaped[1] != info.width:
+        if info.spp != 1 and <uint64_t>info.shaped[2 + lead] != info.spp:
+            return R_SHAPED
+        if <uint64_t>info.shaped[lead] != info.length \
+                or <uint64_t>info.shaped[lead + 1] != info.width:
             return R_SHAPED
     return R_SERVED
 
