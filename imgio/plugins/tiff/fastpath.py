@@ -32,7 +32,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Any
 
 import numpy as np
@@ -454,13 +454,16 @@ class _Decoder:
     def run(self) -> None:
         stored = sum(self.cnts)
         workers = min(_workers(), len(self.tasks)) if stored >= _THREAD_MIN else 1
-        if workers <= 1:
-            self._work(iter(range(len(self.tasks))))
-        else:
-            todo = iter(range(len(self.tasks)))
-            with ThreadPoolExecutor(workers) as pool:
-                for f in [pool.submit(self._work, todo) for _ in range(workers)]:
-                    f.result()
+        todo = iter(range(len(self.tasks)))   # shared: each worker takes the next task
+        helpers = [threading.Thread(target=self._work, args=(todo,), daemon=True)
+                   for _ in range(workers - 1)]
+        for t in helpers:
+            t.start()
+        try:
+            self._work(todo)                  # the calling thread is a worker too
+        finally:
+            for t in helpers:
+                t.join()
         if self.errors:
             raise min(self.errors, key=lambda e: e[0])[1]
 
