@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""TIFF fast-path kernels: header + first-IFD parser and pixel post-processing.
+"""TIFF fast-path kernels: header + IFD parser, serving policy, pixel post-processing.
 
 Everything here works on raw bytes and runs without the GIL:
 
@@ -9,8 +9,11 @@ Everything here works on raw bytes and runs without the GIL:
     of a file of ``filesize`` bytes.  Only the tags the fast path needs are
     decoded; any other tag is reported (``unknown_tag``) so the caller can
     refuse the file.  The IFD chain is followed up to ``max_pages`` with loop
-    detection.  Every read is bounds-checked: a value lying past
-    ``filesize`` is a *corrupt* file, a value lying past ``len(buf)`` (but in
+    detection; a volume candidate (a shaped description declaring N
+    compressed pages) has its N pages parsed in full and compared with the
+    first, and ``offsets`` / ``bytecounts`` then hold every page's segments.
+    Every read is bounds-checked: a value lying past ``filesize`` is a
+    *corrupt* file, a value lying past ``len(buf)`` (but in
     the file) asks the caller for the whole file (``status == NEED_MORE``).
 ``plan_simple``
     The same parse, then the serving policy (``_decline``, the one place the
@@ -19,6 +22,12 @@ Everything here works on raw bytes and runs without the GIL:
     In-place byte swapping, tile assembly and merging of strips into read
     runs.  Predictor decoding is imagecodecs' (``delta_decode``,
     ``floatpred_decode``).
+
+Sources: this file (the IFD parser and the Python entry points),
+``tiffinfo.pxd`` (the parse state, enums and inline byte readers, cimported),
+``tiffdesc.pxi`` (tag tables, description analysis), ``tiffpolicy.pxi`` (the
+serving policy) and ``tiffpixels.pxi`` (the pixel kernels), included here:
+one extension module, ``imgio._ext.tiffparse``.
 
 Every Python-callable entry point checks its sizes in O(1) and raises
 ValueError before its nogil core runs; the cores neither allocate Python

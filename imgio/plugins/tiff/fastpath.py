@@ -1,30 +1,37 @@
 """Fast path for simple TIFF files, on top of the Cython parser ``_ext/tiffparse``.
 
-:func:`read_simple` serves the daily "folder of 10,000 small slices" job: one
-page, uncompressed or zlib/deflate strips or tiles, 8/16/32/64-bit integer or
-float samples, gray or RGB(A) contiguous, predictor none / horizontal /
-floating point.  It returns ``None`` ("not mine, use tifffile") for anything
-else, decided from the parsed tags (never by catching a crash), and raises
+:func:`read_simple` serves the daily "folder of 10,000 small slices" job and
+compressed stacks: one page, or a shaped volume of N compressed pages stored
+alike (what ``tifffile.imwrite`` writes for a zlib stack); uncompressed or
+zlib/deflate strips or tiles, 8/16/32/64-bit integer or float samples, gray or
+RGB(A) contiguous, predictor none / horizontal / floating point.  It returns
+``None`` ("not mine, use tifffile") for anything else, decided from the parsed
+tags (never by catching a crash), and raises
 :class:`~imgio.errors.CorruptFileError` for damaged files it recognises.
 
 The result always equals ``tifffile.imread(path)`` (shape, dtype, values):
-gray pages are ``(H, W)``, RGB(A) pages ``(H, W, S)``, in native byte order.
+gray pages are ``(H, W)``, RGB(A) pages ``(H, W, S)``, volumes ``(N, H, W[, S])``,
+in native byte order.
 
 Layout of a read: one ``read`` of the first 4 KiB; the kernel parses the
-header and first IFD from it with the GIL released (or, when the IFD or its
-arrays lie further in, from a read-only ``mmap`` of the file); uncompressed
-strips are read with ``preadv`` straight into the output (merged into one
-call when they sit back to back); compressed segments are decoded straight
-into the output (strips) or a tile buffer (tiles) by imagecodecs, which checks
-each stream to its end and its adler32 checksum; byte swapping and tile
-assembly are nogil kernels, predictor undo is imagecodecs' (``delta_decode``,
-``floatpred_decode``).
+header and IFDs from it with the GIL released (or, when the IFDs or their
+arrays lie further in, from a read-only ``mmap`` of the file).  Raw bytes are
+read through :mod:`imgio.io.raw` (``pread_into`` / ``pread_ranges``):
+uncompressed strips straight into the output, merged into one call when they
+sit back to back.  Compressed segments are read in runs of about 1 MiB and
+inflated by libdeflate (imagecodecs' ``deflate_decode``, zlib format: it
+checks each stream to its end and its adler32 checksum) straight into the
+output (strips) or a tile buffer (tiles), on every core when there is more
+than ``_THREAD_MIN`` of them (the GIL is released while inflating).  Byte
+swapping and tile assembly are nogil kernels, predictor undo is imagecodecs'
+(``delta_decode``, ``floatpred_decode``), per segment on the decoding thread.
 
-Which files are served is decided once, in Cython (``tiffparse._decline``);
-damage is decided here (:func:`_geometry`): segments starting at offset 0 or
-inside the header, past the end, too short, tiles expanding far beyond the
-image, streams that do not end where the segment does.  Every allocation sized
-by the file (the image, the tile buffer, the compressed bytes) passes
+Which files are served is decided once, in Cython (``tiffparse._decline``:
+the parse carries its verdict as ``info["reason"]``); damage is decided here
+(:func:`_geometry`): segments starting at offset 0 or inside the header, past
+the end, too short, tiles expanding far beyond the image, streams that do not
+end where the segment does.  Every allocation sized by the file (the image,
+the tile buffer, the compressed bytes) passes
 :func:`imgio.core.limits.check_nbytes` first.
 """
 from __future__ import annotations
@@ -130,7 +137,6 @@ def parse(source: Any, max_pages: int = _PARSE_PAGES) -> dict | None:
             size = os.fstat(f.fileno()).st_size
             info = _parse_fd(f.fileno(), size, max_pages, name)
     if info is not None:
-        info["reason"] = _decline(info)
         layout = _layout(info) if info["reason"] is None else None
         info["shape"] = layout[0] if layout else None
         info["dtype"] = layout[1] if layout else None
@@ -143,16 +149,7 @@ def why_not(source: Any) -> str | None:
     return "not a TIFF file" if info is None else info["reason"]
 
 
-# -- the serving decision ------------------------------------------------------------
-def _decline(info: dict) -> str | None:
-    """Reason the fast path does not serve this file, or ``None``.
-
-    The rule is written once, in Cython (``tiffparse._decline``); the parse
-    carries its verdict.
-    """
-    return info["reason"]
-
-
+# -- the layout of a served file ---------------------------------------------------
 def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
     h, w, spp = int(info["length"]), int(info["width"]), int(info["samplesperpixel"])
     dtype = _NP_DTYPES[(info["sampleformat"], info["bitspersample"])]
@@ -165,7 +162,7 @@ def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
 def read_simple(path: Any, out: np.ndarray | None = None, *,
                 max_bytes: Any = None, fd: int | None = None,
                 head: bytes | None = None, size: int | None = None) -> np.ndarray | None:
-    """The pixels of a simple single-page TIFF file, or ``None`` if not served.
+    """The pixels of a simple TIFF file (one page or a compressed volume), or ``None``.
 
     Parameters
     ----------
@@ -191,8 +188,11 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     -------
     numpy.ndarray or None
         The image, equal to ``tifffile.imread(path)``; ``None`` when the file
-        is not TIFF or is not simple (multi-page, ImageJ hyperstack, OME, other
-        codecs, odd bit depths, planar RGB, palette, ...).
+        is not TIFF or is not simple (several pages other than a compressed
+        shaped volume, ImageJ hyperstack, OME, other codecs, odd bit depths,
+        planar RGB, palette, ...).  Compressed data are decoded on every core
+        when there is enough of it (tifffile's ``maxworkers`` is not a
+        parameter here: the plugin's seam keeps this signature).
 
     Raises
     ------
@@ -236,7 +236,7 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     if plan is not None:
         return _read_plain(fd, name, out, max_bytes, plan)
     info = _parse_fd(fd, size, 2, name, head)
-    if info is None or _decline(info) is not None:
+    if info is None or info["reason"] is not None:   # the Cython rule's verdict
         return None
     shape, dtype = _layout(info)
     geometry = _geometry(info, size, name, max_bytes)
