@@ -430,8 +430,7 @@ class _Decoder:
         self.native = _NP_DTYPES[(info["sampleformat"], info["bitspersample"])]
         self.tasks = self._tasks()
         span = max(hi - lo for _, _, lo, hi in self.tasks)
-        check_nbytes((span,), np.uint8, name, max_bytes)
-        self.max_bytes = max_bytes
+        check_nbytes((span,), np.uint8, name, max_bytes)   # each thread's read buffer
         self.errors: list[tuple[int, BaseException]] = []
 
     def _tasks(self) -> list[tuple[int, int, int, int]]:
