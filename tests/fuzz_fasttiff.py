@@ -1,8 +1,8 @@
 """Bounded fuzz of the fast TIFF path against tifffile.
 
-Each case is a small generated TIFF (a seed corpus of 24 layouts: byte
+Each case is a small generated TIFF (a seed corpus of 30 layouts: byte
 orders, BigTIFF, strips, tiles, zlib with and without predictors, RGB,
-ImageJ / shaped / plain descriptions) damaged by one to four mutations: byte
+ImageJ / shaped / plain descriptions, shaped volumes) damaged by one to four mutations: byte
 flips anywhere (weighted toward the header and IFD), flips inside the pixel
 data, truncation, appended bytes, and edits of strip/tile offsets and byte
 counts (0, inside the header, past the end, random).  For every case the
@@ -80,6 +80,14 @@ def seed_corpus() -> list[bytes]:
         ("i4", (20, 24), {"compression": "adobe_deflate"}),
         ("u8", (9, 11), {"compression": "zlib", "rowsperstrip": 2}),
         ("u2", (1, 1), {}),
+        # shaped volumes (the fast path serves compressed ones page by page)
+        ("u2", (3, 20, 24), {"compression": "zlib", "rowsperstrip": 7}),
+        ("u2", (3, 20, 24), {"compression": "zlib", "predictor": True, "byteorder": ">"}),
+        ("f4", (2, 18, 22), {"compression": "zlib", "predictor": True, "tile": (16, 16)}),
+        ("u1", (2, 20, 24, 3), {"photometric": "rgb", "compression": "zlib",
+                                "bigtiff": True}),
+        ("u2", (4, 20, 24), {"compression": "zlib", "tile": (16, 16)}),
+        ("u2", (3, 20, 24), {}),
     ]
     seeds = []
     for dtype, shape, kw in cases:
@@ -97,34 +105,40 @@ def seed_corpus() -> list[bytes]:
 
 
 def _segment_fields(data: bytes) -> list[tuple[int, int]]:
-    """(position, size) of every strip/tile offset and byte count value in the first IFD."""
+    """(position, size) of every strip/tile offset and byte count value in the
+    first IFDs (up to 8 of the chain: the pages of a volume)."""
+    out = []
     try:
         bo = "<" if data[:2] == b"II" else ">"
         big = struct.unpack(bo + "H", data[2:4])[0] == 43
-        if big:
-            ifd = struct.unpack(bo + "Q", data[8:16])[0]
-            n = struct.unpack(bo + "Q", data[ifd:ifd + 8])[0]
-            pos, ent, cfmt, vsz = ifd + 8, 20, "Q", 8
-        else:
-            ifd = struct.unpack(bo + "I", data[4:8])[0]
-            n = struct.unpack(bo + "H", data[ifd:ifd + 2])[0]
-            pos, ent, cfmt, vsz = ifd + 2, 12, "I", 4
-        out = []
-        for k in range(min(n, 64)):
-            e = pos + k * ent
-            tag, typ = struct.unpack(bo + "HH", data[e:e + 4])
-            if tag not in (273, 279, 324, 325):
-                continue
-            cnt = struct.unpack(bo + cfmt, data[e + 4:e + 4 + vsz])[0]
-            size = {3: 2, 4: 4, 16: 8}.get(typ, 4)
-            if cnt * size <= vsz:
-                start = e + 4 + vsz
+        ifd = struct.unpack(bo + ("Q" if big else "I"),
+                            data[8:16] if big else data[4:8])[0]
+        for _ in range(8):
+            if not 0 < ifd < len(data):
+                break
+            if big:
+                n = struct.unpack(bo + "Q", data[ifd:ifd + 8])[0]
+                pos, ent, cfmt, vsz = ifd + 8, 20, "Q", 8
             else:
-                start = struct.unpack(bo + cfmt, data[e + 4 + vsz:e + 4 + 2 * vsz])[0]
-            out += [(start + j * size, size) for j in range(min(cnt, 64))]
-        return [(p, s) for p, s in out if p + s <= len(data)]
+                n = struct.unpack(bo + "H", data[ifd:ifd + 2])[0]
+                pos, ent, cfmt, vsz = ifd + 2, 12, "I", 4
+            for k in range(min(n, 64)):
+                e = pos + k * ent
+                tag, typ = struct.unpack(bo + "HH", data[e:e + 4])
+                if tag not in (273, 279, 324, 325):
+                    continue
+                cnt = struct.unpack(bo + cfmt, data[e + 4:e + 4 + vsz])[0]
+                size = {3: 2, 4: 4, 16: 8}.get(typ, 4)
+                if cnt * size <= vsz:
+                    start = e + 4 + vsz
+                else:
+                    start = struct.unpack(bo + cfmt, data[e + 4 + vsz:e + 4 + 2 * vsz])[0]
+                out += [(start + j * size, size) for j in range(min(cnt, 64))]
+            e = pos + n * ent
+            ifd = struct.unpack(bo + cfmt, data[e:e + vsz])[0]
     except (struct.error, IndexError, ValueError):
-        return []
+        pass
+    return [(p, s) for p, s in out if p + s <= len(data)]
 
 
 def mutate(data: bytes, rnd: random.Random) -> tuple[bytes, list[str]]:

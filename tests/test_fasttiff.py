@@ -605,7 +605,7 @@ def test_strip_offset_in_the_header_is_damage(tmp_path, offset, compression):
     assert cnt == 1 and typ == 4
     raw[field:field + 4] = struct.pack("<I", offset)
     path.write_bytes(bytes(raw))
-    with pytest.raises(CorruptFileError, match="inside the 8-byte TIFF header") as exc:
+    with pytest.raises(CorruptFileError, match=r"inside the header \(8 bytes\)") as exc:
         _fasttiff.read_simple(path)
     assert str(path) in str(exc.value)
 

@@ -376,6 +376,9 @@ def test_memory_limit_is_configurable(tmp_path, monkeypatch):
     path = tmp_path / "v.tif"
     iio.imwrite(path, np.zeros((4, 64, 64), np.uint16), compression="zlib")
     monkeypatch.setattr(tp, "MAX_BYTES", 1000)
+    # the documented knob (docs/limits.md), which the fast path (serving zlib volumes) reads
+    from imgio.core import limits
+    monkeypatch.setattr(limits, "MAX_BYTES", 1000)
     with iio.imopen(path, "r") as f:
         with pytest.raises(ImageTooLargeError, match="v.tif"):
             f.read()

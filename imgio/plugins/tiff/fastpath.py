@@ -1,30 +1,37 @@
 """Fast path for simple TIFF files, on top of the Cython parser ``_ext/tiffparse``.
 
-:func:`read_simple` serves the daily "folder of 10,000 small slices" job: one
-page, uncompressed or zlib/deflate strips or tiles, 8/16/32/64-bit integer or
-float samples, gray or RGB(A) contiguous, predictor none / horizontal /
-floating point.  It returns ``None`` ("not mine, use tifffile") for anything
-else, decided from the parsed tags (never by catching a crash), and raises
+:func:`read_simple` serves the daily "folder of 10,000 small slices" job and
+compressed stacks: one page, or a shaped volume of N compressed pages stored
+alike (what ``tifffile.imwrite`` writes for a zlib stack); uncompressed or
+zlib/deflate strips or tiles, 8/16/32/64-bit integer or float samples, gray or
+RGB(A) contiguous, predictor none / horizontal / floating point.  It returns
+``None`` ("not mine, use tifffile") for anything else, decided from the parsed
+tags (never by catching a crash), and raises
 :class:`~imgio.errors.CorruptFileError` for damaged files it recognises.
 
 The result always equals ``tifffile.imread(path)`` (shape, dtype, values):
-gray pages are ``(H, W)``, RGB(A) pages ``(H, W, S)``, in native byte order.
+gray pages are ``(H, W)``, RGB(A) pages ``(H, W, S)``, volumes ``(N, H, W[, S])``,
+in native byte order.
 
 Layout of a read: one ``read`` of the first 4 KiB; the kernel parses the
-header and first IFD from it with the GIL released (or, when the IFD or its
-arrays lie further in, from a read-only ``mmap`` of the file); uncompressed
-strips are read with ``preadv`` straight into the output (merged into one
-call when they sit back to back); compressed segments are decoded straight
-into the output (strips) or a tile buffer (tiles) by imagecodecs, which checks
-each stream to its end and its adler32 checksum; byte swapping and tile
-assembly are nogil kernels, predictor undo is imagecodecs' (``delta_decode``,
-``floatpred_decode``).
+header and IFDs from it with the GIL released (or, when the IFDs or their
+arrays lie further in, from a read-only ``mmap`` of the file).  Raw bytes are
+read through :mod:`imgio.io.raw` (``pread_into`` / ``pread_ranges``):
+uncompressed strips straight into the output, merged into one call when they
+sit back to back.  Compressed segments are read in runs of about 1 MiB and
+inflated by libdeflate (imagecodecs' ``deflate_decode``, zlib format: it
+checks each stream to its end and its adler32 checksum) straight into the
+output (strips) or a tile buffer (tiles), on every core when there is more
+than ``_THREAD_MIN`` of them (the GIL is released while inflating).  Byte
+swapping and tile assembly are nogil kernels, predictor undo is imagecodecs'
+(``delta_decode``, ``floatpred_decode``), per segment on the decoding thread.
 
-Which files are served is decided once, in Cython (``tiffparse._decline``);
-damage is decided here (:func:`_geometry`): segments starting at offset 0 or
-inside the header, past the end, too short, tiles expanding far beyond the
-image, streams that do not end where the segment does.  Every allocation sized
-by the file (the image, the tile buffer, the compressed bytes) passes
+Which files are served is decided once, in Cython (``tiffparse._decline``:
+the parse carries its verdict as ``info["reason"]``); damage is decided here
+(:func:`_geometry`): segments starting at offset 0 or inside the header, past
+the end, too short, tiles expanding far beyond the image, streams that do not
+end where the segment does.  Every allocation sized by the file (the image,
+the tile buffer, the compressed bytes) passes
 :func:`imgio.core.limits.check_nbytes` first.
 """
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -40,10 +48,12 @@ from ..._ext import tiffparse as _tp
 from ...core.limits import check_nbytes
 from ...errors import CorruptFileError, DTypeError, ShapeError
 
-from imagecodecs import ZlibError as _ZlibError
+from imagecodecs import DeflateError as _DeflateError
+from imagecodecs import deflate_decode as _deflate_decode
 from imagecodecs import delta_decode as _delta_decode
 from imagecodecs import floatpred_decode as _floatpred_decode
-from imagecodecs import zlib_decode as _zlib_decode
+
+from ...io import raw as _raw
 
 __all__ = ["read_simple", "parse", "why_not"]
 
@@ -127,7 +137,6 @@ def parse(source: Any, max_pages: int = _PARSE_PAGES) -> dict | None:
             size = os.fstat(f.fileno()).st_size
             info = _parse_fd(f.fileno(), size, max_pages, name)
     if info is not None:
-        info["reason"] = _decline(info)
         layout = _layout(info) if info["reason"] is None else None
         info["shape"] = layout[0] if layout else None
         info["dtype"] = layout[1] if layout else None
@@ -140,27 +149,20 @@ def why_not(source: Any) -> str | None:
     return "not a TIFF file" if info is None else info["reason"]
 
 
-# -- the serving decision ------------------------------------------------------------
-def _decline(info: dict) -> str | None:
-    """Reason the fast path does not serve this file, or ``None``.
-
-    The rule is written once, in Cython (``tiffparse._decline``); the parse
-    carries its verdict.
-    """
-    return info["reason"]
-
-
+# -- the layout of a served file ---------------------------------------------------
 def _layout(info: dict) -> tuple[tuple[int, ...], np.dtype]:
     h, w, spp = int(info["length"]), int(info["width"]), int(info["samplesperpixel"])
     dtype = _NP_DTYPES[(info["sampleformat"], info["bitspersample"])]
-    return ((h, w) if spp == 1 else (h, w, spp)), dtype
+    shape = (h, w) if spp == 1 else (h, w, spp)
+    npages = int(info["n_pages"])
+    return ((npages,) + shape if npages > 1 else shape), dtype
 
 
 # -- reading -------------------------------------------------------------------------
 def read_simple(path: Any, out: np.ndarray | None = None, *,
                 max_bytes: Any = None, fd: int | None = None,
                 head: bytes | None = None, size: int | None = None) -> np.ndarray | None:
-    """The pixels of a simple single-page TIFF file, or ``None`` if not served.
+    """The pixels of a simple TIFF file (one page or a compressed volume), or ``None``.
 
     Parameters
     ----------
@@ -186,8 +188,11 @@ def read_simple(path: Any, out: np.ndarray | None = None, *,
     -------
     numpy.ndarray or None
         The image, equal to ``tifffile.imread(path)``; ``None`` when the file
-        is not TIFF or is not simple (multi-page, ImageJ hyperstack, OME, other
-        codecs, odd bit depths, planar RGB, palette, ...).
+        is not TIFF or is not simple (several pages other than a compressed
+        shaped volume, ImageJ hyperstack, OME, other codecs, odd bit depths,
+        planar RGB, palette, ...).  Compressed data are decoded on every core
+        when there is enough of it (tifffile's ``maxworkers`` is not a
+        parameter here: the plugin's seam keeps this signature).
 
     Raises
     ------
@@ -231,7 +236,7 @@ def _read_fd(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     if plan is not None:
         return _read_plain(fd, name, out, max_bytes, plan)
     info = _parse_fd(fd, size, 2, name, head)
-    if info is None or _decline(info) is not None:
+    if info is None or info["reason"] is not None:   # the Cython rule's verdict
         return None
     shape, dtype = _layout(info)
     geometry = _geometry(info, size, name, max_bytes)
@@ -266,7 +271,7 @@ def _read_plain(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
     shape = (h, w) if spp == 1 else (h, w, spp)
     target = _target(out, shape, _NP_DTYPES[(sampleformat, bps)], name, max_bytes)
     flat = memoryview(target).cast("B")
-    _pread_into(fd, flat, offset, name)
+    _read_into(fd, [flat], [offset], name)
     if bigendian != _BIG_NATIVE and bps > 8:
         _tp.byteswap(flat, bps // 8)
     return target
@@ -275,25 +280,35 @@ def _read_plain(fd: int, name: str, out: np.ndarray | None, max_bytes: Any,
 _BIG_NATIVE = _NATIVE == ">"
 
 
-def _pread_into(fd: int, view: memoryview, offset: int, name: str) -> None:
-    """Fill ``view`` from ``offset`` (looping over short reads)."""
-    done, total = 0, len(view)
-    while done < total:
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n <= 0:
-            raise _corrupt(name, f"the file ends at {offset + done} while reading "
-                                 f"{total} bytes at offset {offset}")
-        done += n
+def _truncated(name: str, exc: _raw.Truncated) -> CorruptFileError:
+    return _corrupt(name, f"the file ends at {exc.offset + exc.got} while reading "
+                          f"{exc.wanted} bytes at offset {exc.offset}")
+
+
+def _read_into(fd: int, views: list, offsets: list, name: str, workers: int = 1) -> None:
+    """Fill each view from its offset (:func:`imgio.io.raw.pread_ranges`)."""
+    try:
+        if len(views) == 1 and workers == 1:
+            _raw.pread_into(fd, views[0], offsets[0])
+        else:
+            _raw.pread_ranges(fd, views, offsets, workers=workers)
+    except _raw.Truncated as exc:
+        raise _truncated(name, exc) from None
+
+
+def _workers() -> int:
+    return os.cpu_count() or 1
 
 
 def _geometry(info: dict, size: int, name: str, max_bytes: Any) -> dict:
     """Check every segment against the file before anything is allocated."""
     h, w = int(info["length"]), int(info["width"])
     spp = int(info["samplesperpixel"])
+    npages = int(info["n_pages"])
     itemsize = int(info["bitspersample"]) // 8
     pixelbytes = spp * itemsize
     rowbytes = w * pixelbytes
-    total = h * rowbytes
+    total = h * rowbytes            # one page
     offsets, counts = info["offsets"], info["bytecounts"]
     compressed = info["compression"] != 1
     tiled = info["tilewidth"] is not None
@@ -308,102 +323,190 @@ def _geometry(info: dict, size: int, name: str, max_bytes: Any) -> dict:
         tw, tl = w, rps
         nseg = -(-h // rps)
         segbytes = rps * rowbytes
-    if len(offsets) != nseg or len(counts) != nseg:
+    if len(offsets) != npages * nseg or len(counts) != npages * nseg:
+        pages = f" in {npages} pages" if npages > 1 else ""
         raise _corrupt(name, f"{len(offsets)} offsets and {len(counts)} byte counts for "
-                             f"{nseg} {kind}s")
+                             f"{npages * nseg} {kind}s{pages}")
     off_list = offsets.tolist()
     cnt_list = counts.tolist()
     header = int(info["header_size"])
     for i, (o, c) in enumerate(zip(off_list, cnt_list)):
-        if o < header:
-            raise _corrupt(name, f"{kind} {i} starts at offset {o}, inside the "
-                                 f"{header}-byte TIFF header")
-        if o > size or c > size - o:
-            raise _corrupt(name, f"{kind} {i} ({c} bytes at offset {o}) runs past the end "
+        if o < header or o > size or c > size - o:
+            seg = (f"{kind} {i % nseg} of page {i // nseg}" if npages > 1
+                   else f"{kind} {i}")
+            if o < header:
+                raise _corrupt(name, f"{seg} starts at offset {o}, inside the header "
+                                     f"({header} bytes)")
+            raise _corrupt(name, f"{seg} ({c} bytes at offset {o}) runs past the end "
                                  f"of the file ({size} bytes)")
     if tiled and nseg * segbytes > _TILE_SLACK * total + _TILE_SLACK_BYTES:
         raise _corrupt(name, f"{nseg} tiles of {tl}x{tw} pixels ({nseg * segbytes} bytes) "
                              f"for a {h}x{w} image: the tiles expand far beyond the image")
-    if not compressed:
+    if not compressed:  # (volumes are compressed: one page here)
         for i, c in enumerate(cnt_list):
             need = segbytes if tiled else min(segbytes, total - i * segbytes)
             if c < need:
                 raise _corrupt(name, f"{kind} {i} holds {c} bytes, expected {need}")
-    elif nseg * segbytes > _DEFLATE_RATIO * sum(cnt_list) + 65536:
-        raise _corrupt(name, f"{sum(cnt_list)} compressed bytes cannot hold a "
-                             f"{h}x{w}x{spp} image of {itemsize}-byte samples")
+    elif npages * nseg * segbytes > _DEFLATE_RATIO * sum(cnt_list) + 65536 * npages:
+        raise _corrupt(name, f"{sum(cnt_list)} compressed bytes cannot hold "
+                             f"{npages} x {h}x{w}x{spp} samples of {itemsize} bytes")
     if tiled:  # the tile buffer is sized by the file: the guard first
-        check_nbytes((nseg, tl, tw, pixelbytes), np.uint8, name, max_bytes)
+        check_nbytes((npages * nseg, tl, tw, pixelbytes), np.uint8, name, max_bytes)
     return dict(h=h, w=w, spp=spp, itemsize=itemsize, pixelbytes=pixelbytes, total=total,
                 tiled=tiled, compressed=compressed, nseg=nseg, segbytes=segbytes,
-                tw=tw, tl=tl, off_list=off_list, cnt_list=cnt_list)
+                tw=tw, tl=tl, off_list=off_list, cnt_list=cnt_list, npages=npages)
 
 
 def _read_pixels(fd: int, info: dict, g: dict, arr: np.ndarray, name: str,
                  max_bytes: Any = None) -> None:
-    h, w, spp, itemsize = g["h"], g["w"], g["spp"], g["itemsize"]
+    h, w, itemsize = g["h"], g["w"], g["itemsize"]
     nseg, segbytes, total = g["nseg"], g["segbytes"], g["total"]
-    tiled, compressed = g["tiled"], g["compressed"]
-    tw, tl = g["tw"], g["tl"]
-    off_list, cnt_list = g["off_list"], g["cnt_list"]
-    pixelbytes = g["pixelbytes"]
+    tiled, compressed, npages = g["tiled"], g["compressed"], g["npages"]
+    tw, tl, pixelbytes = g["tw"], g["tl"], g["pixelbytes"]
+    off_list = g["off_list"]
     flat = memoryview(arr).cast("B") if arr.size else memoryview(bytearray(0))
+    if compressed:
+        tiles = bytearray(npages * nseg * segbytes) if tiled else None  # guarded in _geometry
+        _Decoder(fd, info, g, flat if tiles is None else memoryview(tiles), name,
+                 max_bytes).run()
+        if tiled:
+            tview = memoryview(tiles)
+            pagetiles = nseg * segbytes
+            for k in range(npages):
+                _tp.untile(tview[k * pagetiles:(k + 1) * pagetiles],
+                           flat[k * total:(k + 1) * total], h, w, tl, tw, pixelbytes)
+        return
     swap = info["byteorder"] != _NATIVE and itemsize > 1
-    predictor = info["predictor"]
-    native = arr.dtype
-    # floating-point prediction cannot decode in place: each segment is inflated
-    # into one reused segment buffer and un-predicted from there into its place
-    scratch = memoryview(bytearray(segbytes)) if predictor == 3 else None
-
     if not tiled:
-        if not compressed and nseg == 1:
+        if nseg == 1:
             # one strip (checked by _geometry to hold ``total`` bytes): one read
-            _pread_into(fd, flat[:total], off_list[0], name)
-        elif not compressed:
+            _read_into(fd, [flat[:total]], [off_list[0]], name, _workers())
+        else:
             runs = np.empty((nseg, 3), dtype=np.int64)
             nr = _tp.plan_runs(info["offsets"], segbytes, total, runs)
-            for fo, oo, ln in runs[:nr].tolist():
-                _pread_into(fd, flat[oo:oo + ln], fo, name)
-        else:
-            data = _read_segments(fd, off_list, cnt_list, name, max_bytes)
-            for i in range(nseg):
-                start = i * segbytes
-                need = min(segbytes, total - start)
-                dst = flat[start:start + need]
-                if scratch is None:
-                    _decode_into(data[i], dst, name, i)
-                else:
-                    _decode_into(data[i], scratch[:need], name, i)
-                    _unpredict_float(scratch[:need], dst, need // (tw * pixelbytes), tw,
-                                     spp, native)
-        dest = flat
-        rows = h
-    else:
-        tiles = bytearray(nseg * segbytes)   # guarded in _geometry
-        tview = memoryview(tiles)
-        if not compressed:
-            for i in range(nseg):
-                _pread_into(fd, tview[i * segbytes:(i + 1) * segbytes], off_list[i], name)
-        else:
-            data = _read_segments(fd, off_list, cnt_list, name, max_bytes)
-            for i in range(nseg):
-                dst = tview[i * segbytes:(i + 1) * segbytes]
-                if scratch is None:
-                    _decode_into(data[i], dst, name, i)
-                else:
-                    _decode_into(data[i], scratch, name, i)
-                    _unpredict_float(scratch, dst, tl, tw, spp, native)
-        dest = tview
-        rows = nseg * tl
-    # post-process in native order (the floating-point predictor wrote native values)
-    if predictor != 3:
+            rl = runs[:nr].tolist()
+            _read_into(fd, [flat[oo:oo + ln] for _, oo, ln in rl], [fo for fo, _, _ in rl],
+                       name, _workers())
         if swap:
-            _tp.byteswap(dest, itemsize)
-        if predictor == 2 and rows * tw * pixelbytes:
-            v = np.frombuffer(dest, dtype=native, count=rows * tw * spp).reshape(rows, tw, spp)
+            _tp.byteswap(flat, itemsize)
+        return
+    tiles = bytearray(nseg * segbytes)   # guarded in _geometry
+    tview = memoryview(tiles)
+    _read_into(fd, [tview[i * segbytes:(i + 1) * segbytes] for i in range(nseg)],
+               off_list, name, _workers())
+    if swap:
+        _tp.byteswap(tview, itemsize)
+    _tp.untile(tview, flat, h, w, tl, tw, pixelbytes)
+
+
+#: compressed bytes below which decoding stays on the calling thread (a pool
+#: costs more than it saves: see the TIFF plugin's ``_SMALL_FILE``)
+_THREAD_MIN = 512 << 10
+#: compressed bytes per task: segments are read and decoded in runs of about this
+_TASK_BYTES = 1 << 20
+
+
+class _Decoder:
+    """Read and inflate every compressed segment into its place, on all cores.
+
+    Each task reads a run of neighbouring segments with one positioned read
+    (:func:`imgio.io.raw.pread_into`) into its thread's buffer and inflates
+    each straight into the output (strips) or the tile buffer (tiles) with
+    libdeflate (imagecodecs' ``deflate_decode``, GIL released), then byte-swaps
+    and undoes the predictor of that segment.  The first failing segment (in
+    file order) is the error raised.
+    """
+
+    def __init__(self, fd: int, info: dict, g: dict, dest: memoryview, name: str,
+                 max_bytes: Any) -> None:
+        self.fd, self.dest, self.name = fd, dest, name
+        self.offs, self.cnts = g["off_list"], g["cnt_list"]
+        self.nseg, self.segbytes, self.total = g["nseg"], g["segbytes"], g["total"]
+        self.tiled, self.tw, self.spp = g["tiled"], g["tw"], g["spp"]
+        self.rowbytes = g["tw"] * g["pixelbytes"]
+        self.itemsize = g["itemsize"]
+        self.swap = info["byteorder"] != _NATIVE and self.itemsize > 1
+        self.predictor = info["predictor"]
+        self.native = _NP_DTYPES[(info["sampleformat"], info["bitspersample"])]
+        self.tasks = self._tasks()
+        span = max(hi - lo for _, _, lo, hi in self.tasks)
+        check_nbytes((span,), np.uint8, name, max_bytes)   # each thread's read buffer
+        self.errors: list[tuple[int, BaseException]] = []
+
+    def _tasks(self) -> list[tuple[int, int, int, int]]:
+        """Runs ``(first, stop, lo, hi)`` of segments read as one span ``[lo, hi)``."""
+        tasks = []
+        offs, cnts = self.offs, self.cnts
+        i, n = 0, len(offs)
+        while i < n:
+            lo, hi, size, j = offs[i], offs[i] + cnts[i], cnts[i], i + 1
+            while j < n and size < _TASK_BYTES:
+                o, c = offs[j], cnts[j]
+                nlo, nhi = min(lo, o), max(hi, o + c)
+                if nhi - nlo > 2 * (size + c) + 4096:
+                    break   # not packed together: a task of its own
+                lo, hi, size, j = nlo, nhi, size + c, j + 1
+            tasks.append((i, j, lo, hi))
+            i = j
+        return tasks
+
+    def run(self) -> None:
+        stored = sum(self.cnts)
+        workers = min(_workers(), len(self.tasks)) if stored >= _THREAD_MIN else 1
+        todo = iter(range(len(self.tasks)))   # shared: each worker takes the next task
+        helpers = [threading.Thread(target=self._work, args=(todo,), daemon=True)
+                   for _ in range(workers - 1)]
+        for t in helpers:
+            t.start()
+        try:
+            self._work(todo)                  # the calling thread is a worker too
+        finally:
+            for t in helpers:
+                t.join()
+        if self.errors:
+            raise min(self.errors, key=lambda e: e[0])[1]
+
+    def _work(self, todo) -> None:
+        buf = bytearray(0)
+        scratch = bytearray(self.segbytes) if self.predictor == 3 else None
+        for t in todo:
+            if self.errors:
+                return
+            first, stop, lo, hi = self.tasks[t]
+            if len(buf) < hi - lo:
+                buf = bytearray(hi - lo)
+            view = memoryview(buf)
+            try:
+                _raw.pread_into(self.fd, view[:hi - lo], lo)
+                for i in range(first, stop):
+                    o = self.offs[i] - lo
+                    self._segment(i, view[o:o + self.cnts[i]], scratch)
+            except _raw.Truncated as exc:
+                self.errors.append((first, _truncated(self.name, exc)))
+            except BaseException as exc:   # noqa: BLE001 - re-raised by run()
+                self.errors.append((first, exc))
+
+    def _segment(self, i: int, data: memoryview, scratch: bytearray | None) -> None:
+        segbytes = self.segbytes
+        if self.tiled:
+            start, need = i * segbytes, segbytes
+        else:
+            page, j = divmod(i, self.nseg)
+            need = min(segbytes, self.total - j * segbytes)
+            start = page * self.total + j * segbytes
+        dst = self.dest[start:start + need]
+        rows = need // self.rowbytes
+        if scratch is not None:
+            tmp = memoryview(scratch)[:need]
+            _decode_into(data, tmp, self.name, i)
+            _unpredict_float(tmp, dst, rows, self.tw, self.spp, self.native)
+            return
+        _decode_into(data, dst, self.name, i)
+        if self.swap:
+            _tp.byteswap(dst, self.itemsize)
+        if self.predictor == 2:
+            v = np.frombuffer(dst, dtype=self.native).reshape(rows, self.tw, self.spp)
             _delta_decode(v, axis=-2, out=v)
-    if tiled:
-        _tp.untile(tview, flat, h, w, tl, tw, pixelbytes)
 
 
 def _unpredict_float(src: memoryview, dst: memoryview, rows: int, tw: int, spp: int,
@@ -418,38 +521,17 @@ def _unpredict_float(src: memoryview, dst: memoryview, rows: int, tw: int, spp: 
     _floatpred_decode(s, axis=-2, out=d)
 
 
-def _read_segments(fd: int, offsets: list[int], counts: list[int],
-                   name: str, max_bytes: Any = None) -> list[memoryview]:
-    """The stored bytes of each segment; one read when they are packed together."""
-    lo = min(offsets)
-    hi = max(o + c for o, c in zip(offsets, counts))
-    if hi - lo <= 2 * sum(counts) + 4096:
-        check_nbytes((hi - lo,), np.uint8, name, max_bytes)
-        buf = bytearray(hi - lo)
-        view = memoryview(buf)
-        _pread_into(fd, view, lo, name)
-        return [view[o - lo:o - lo + c] for o, c in zip(offsets, counts)]
-    check_nbytes((sum(counts),), np.uint8, name, max_bytes)
-    out = []
-    for o, c in zip(offsets, counts):
-        buf = bytearray(c)
-        view = memoryview(buf)
-        _pread_into(fd, view, o, name)
-        out.append(view)
-    return out
-
-
 def _decode_into(data: memoryview, dst: memoryview, name: str, index: int) -> None:
-    """Inflate ``data`` into exactly ``len(dst)`` bytes of ``dst``.
+    """Inflate the zlib stream ``data`` into exactly ``len(dst)`` bytes of ``dst``.
 
-    The whole stream is checked (zlib's ``uncompress``): it must end, with a
-    good adler32 checksum, exactly when ``dst`` is full.  A stream holding more
-    (even a last strip stored at full strip size) is damage, as for tifffile.
+    libdeflate checks the whole stream: it must end, with a good adler32
+    checksum, exactly when ``dst`` is full.  A stream holding more (even a
+    last strip stored at full strip size) is damage, as for tifffile.
     """
     n = len(dst)
     try:
-        got = len(_zlib_decode(data, out=dst))
-    except _ZlibError as exc:
+        got = len(_deflate_decode(data, out=dst))
+    except _DeflateError as exc:
         raise _corrupt(name, f"segment {index} does not inflate to {n} bytes: {exc}") from None
     if got != n:
         raise _corrupt(name, f"segment {index} inflates to {got} bytes, expected {n}")
