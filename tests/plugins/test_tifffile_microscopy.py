@@ -375,8 +375,7 @@ def test_huge_dimensions_in_small_compressed_file(tmp_path):
 def test_memory_limit_is_configurable(tmp_path, monkeypatch):
     path = tmp_path / "v.tif"
     iio.imwrite(path, np.zeros((4, 64, 64), np.uint16), compression="zlib")
-    monkeypatch.setattr(tp, "MAX_BYTES", 1000)
-    # the documented knob (docs/limits.md), which the fast path (serving zlib volumes) reads
+    # the one documented knob (docs/limits.md), read by the plugin and the fast path alike
     from imgio.core import limits
     monkeypatch.setattr(limits, "MAX_BYTES", 1000)
     with iio.imopen(path, "r") as f:

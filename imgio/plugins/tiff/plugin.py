@@ -49,13 +49,7 @@ from .meta import _ZERO_DENOMINATOR, MetaMixin, _resolution_spacing
 from .region import RegionMixin
 from .writer import WRITES_PHYSICAL, WriterMixin
 
-__all__ = ["TifffilePlugin", "WRITES_PHYSICAL", "MAX_BYTES", "normalize_unit"]
-
-#: largest decoded size the plugin itself lets a read allocate, in bytes
-#: (``None``: the machine's RAM).  :func:`imgio.v3.imread` applies the
-#: configurable limit of :mod:`imgio.core.limits` first.  Reads into ``out=``
-#: or with ``mmap=True`` are not limited.
-MAX_BYTES: int | None = None
+__all__ = ["TifffilePlugin", "WRITES_PHYSICAL", "normalize_unit"]
 
 _NATIVE = "<" if np.little_endian else ">"
 
@@ -85,23 +79,11 @@ def _try_fast(path, out=None, max_bytes=None, fd=None, head=None, size=None):
 
 
 def _memory_limit(override=None) -> float:
-    """Largest eager read in bytes, a last-resort guard behind :mod:`imgio.core.limits`.
-
-    ``override`` (a read's ``max_bytes=``) goes through ``limits.max_bytes``;
-    otherwise ``MAX_BYTES`` here, else :func:`imgio.core.limits.max_bytes`
-    (``IMGIO_MAX_BYTES``, else a share of the available memory), so v2 reads,
-    ``imiter`` and readers are guarded as :func:`imgio.v3.imread` is.
-    """
-    if override is not None:
-        try:
-            from ...core import limits
-            return limits.max_bytes(override)
-        except ImportError:  # pragma: no cover - older trees without the limits module
-            return float(override) if override else float("inf")
-    if MAX_BYTES is not None:
-        return float(MAX_BYTES)
+    """Largest eager read in bytes: :func:`imgio.core.limits.max_bytes` (a read's
+    ``max_bytes=`` override, else ``limits.MAX_BYTES`` / ``IMGIO_MAX_BYTES``, else a
+    share of the available memory) -- the one guard, as for :func:`imgio.v3.imread`."""
     from ...core import limits
-    return limits.max_bytes(None)
+    return limits.max_bytes(override)
 
 
 class TifffilePlugin(DamageMixin, MetaMixin, RegionMixin, WriterMixin, PluginV3):
