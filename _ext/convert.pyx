@@ -21,6 +21,103 @@ from libc.math cimport isfinite, isinf, isnan
 
 cimport cython
 
+# Contiguous float rows (the real workload: f8/f4 -> u8/u16) go through plain C
+# loops compiled three times (AVX-512, AVX2, baseline) and picked at load time by
+# GCC's ``target_clones`` (an ELF ifunc); the wheel's baseline is SSE2, where the
+# double->int narrowing and min/max do not vectorize well, while NumPy dispatches
+# its own loops to AVX-512 at run time.  Floating-point contraction is off: an
+# FMA would round ``t * scale + 0.499999999`` once instead of twice and change
+# results at the rounding boundary (imageio's arithmetic is two roundings).
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #  pragma GCC push_options
+    #  pragma GCC optimize ("fp-contract=off")
+    #  define IMGIO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #  define IMGIO_CLONES
+    #endif
+    #define IMGIO_LANES 16
+    #define IMGIO_PIECE (1 << 15)
+    /* Fold p[:n] into *lo_/*hi_; NaN skipped (x < lo ? x : lo keeps lo) and
+       flagged through a lane sum of x * 0.0 (0 for finite x, NaN for NaN/inf). */
+    #define IMGIO_MINMAX(NAME, T)                                                   \\
+    IMGIO_CLONES static void NAME(const T* p, Py_ssize_t n, T* lo_, T* hi_,          \\
+                                  int* nan_) {                                        \\
+        T lo[IMGIO_LANES], hi[IMGIO_LANES], z[IMGIO_LANES], l, h, zs = 0;            \\
+        Py_ssize_t c = 0; int k;                                                     \\
+        for (k = 0; k < IMGIO_LANES; k++) { lo[k] = *lo_; hi[k] = *hi_; z[k] = 0; }  \\
+        for (; c + IMGIO_LANES <= n; c += IMGIO_LANES) {                             \\
+            for (k = 0; k < IMGIO_LANES; k++) {                                      \\
+                T a = p[c + k];                                                      \\
+                lo[k] = a < lo[k] ? a : lo[k];                                       \\
+                hi[k] = a > hi[k] ? a : hi[k];                                       \\
+                z[k] += a * (T)0;                                                    \\
+            }                                                                        \\
+        }                                                                            \\
+        for (; c < n; c++) {                                                         \\
+            T a = p[c];                                                              \\
+            lo[0] = a < lo[0] ? a : lo[0];                                           \\
+            hi[0] = a > hi[0] ? a : hi[0];                                           \\
+            z[0] += a * (T)0;                                                        \\
+        }                                                                            \\
+        l = lo[0]; h = hi[0];                                                        \\
+        for (k = 0; k < IMGIO_LANES; k++) {                                          \\
+            l = lo[k] < l ? lo[k] : l; h = hi[k] > h ? hi[k] : h; zs += z[k];        \\
+        }                                                                            \\
+        *lo_ = l; *hi_ = h;                                                          \\
+        if (zs != zs) *nan_ = 1;                                                     \\
+    }
+    IMGIO_MINMAX(imgio_minmax_f8, double)
+    IMGIO_MINMAX(imgio_minmax_f4, float)
+
+    /* d[:n] = sat((s - off) / rng * scale + 0.499999999) (unit: s * scale + ...),
+       saturated to [0, top] (NaN -> 0), truncated: imageio's arithmetic. */
+    #define IMGIO_SCALE(NAME, ST, DT)                                                \\
+    IMGIO_CLONES static void NAME(const ST* s, DT* d, Py_ssize_t n, int unit,        \\
+                                  double off, double rng, double scale, double top) { \\
+        Py_ssize_t c, b, e;                                                          \\
+        /* back to front in 256 KiB pieces: the end of the row, read last by the   \\
+           min/max pass, is still in the cache */                                  \\
+        for (e = n; e > 0; e = b) {                                                  \\
+        b = e > IMGIO_PIECE ? e - IMGIO_PIECE : 0;                                   \\
+        if (unit) {                                                                  \\
+            for (c = b; c < e; c++) {                                                \\
+                double v = (double)s[c] * scale + 0.499999999;                       \\
+                v = v > 0.0 ? v : 0.0; v = v < top ? v : top;                        \\
+                d[c] = (DT)(int32_t)v;                                               \\
+            }                                                                        \\
+        } else {                                                                     \\
+            for (c = b; c < e; c++) {                                                \\
+                double v = ((double)s[c] - off) / rng * scale + 0.499999999;         \\
+                v = v > 0.0 ? v : 0.0; v = v < top ? v : top;                        \\
+                d[c] = (DT)(int32_t)v;                                               \\
+            }                                                                        \\
+        }                                                                            \\
+        }                                                                            \\
+    }
+    IMGIO_SCALE(imgio_scale_f8_u1, double, uint8_t)
+    IMGIO_SCALE(imgio_scale_f8_u2, double, uint16_t)
+    IMGIO_SCALE(imgio_scale_f4_u1, float, uint8_t)
+    IMGIO_SCALE(imgio_scale_f4_u2, float, uint16_t)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #  pragma GCC pop_options
+    #endif
+    """
+    void imgio_minmax_f8(const double* p, Py_ssize_t n, double* lo, double* hi,
+                         int* nan) noexcept nogil
+    void imgio_minmax_f4(const float* p, Py_ssize_t n, float* lo, float* hi,
+                         int* nan) noexcept nogil
+    void imgio_scale_f8_u1(const double* s, uint8_t* d, Py_ssize_t n, int unit, double off,
+                           double rng, double scale, double top) noexcept nogil
+    void imgio_scale_f8_u2(const double* s, uint16_t* d, Py_ssize_t n, int unit, double off,
+                           double rng, double scale, double top) noexcept nogil
+    void imgio_scale_f4_u1(const float* s, uint8_t* d, Py_ssize_t n, int unit, double off,
+                           double rng, double scale, double top) noexcept nogil
+    void imgio_scale_f4_u2(const float* s, uint16_t* d, Py_ssize_t n, int unit, double off,
+                           double rng, double scale, double top) noexcept nogil
+
 ctypedef fused src_t:
     uint8_t
     uint16_t
@@ -86,6 +183,15 @@ cdef inline void _fold_lanes(const src_t* p, Py_ssize_t n, src_t* lo_, src_t* hi
     cdef src_t a, l, h
     cdef double zs = 0.0
     cdef Py_ssize_t c = 0, k
+    cdef int cnan = 0
+    if src_t is double or src_t is float:  # the dispatched C loop (see the top)
+        if src_t is double:
+            imgio_minmax_f8(p, n, lo_, hi_, &cnan)
+        elif src_t is float:
+            imgio_minmax_f4(p, n, lo_, hi_, &cnan)
+        if cnan and not isinf(lo_[0]) and not isinf(hi_[0]):
+            nan_[0] = 1
+        return
     for k in range(8):
         lo[k] = lo_[0]
         hi[k] = hi_[0]
@@ -212,6 +318,19 @@ cdef inline void _scale_row(const src_t* s, Py_ssize_t ss, dst_t* d, Py_ssize_t 
                 d[c * ds] = <dst_t>_sat(<double>v, top)
         return
     if ss == 1 and ds == 1:  # contiguous rows: the loops the compiler vectorizes
+        if mode == MODE_UNIT or mode == MODE_RANGE:  # floats: the dispatched C loops
+            if src_t is double:
+                if dst_t is uint8_t:
+                    imgio_scale_f8_u1(s, d, n, mode == MODE_UNIT, offset, rng, scale, top)
+                elif dst_t is uint16_t:
+                    imgio_scale_f8_u2(s, d, n, mode == MODE_UNIT, offset, rng, scale, top)
+                return
+            elif src_t is float:
+                if dst_t is uint8_t:
+                    imgio_scale_f4_u1(s, d, n, mode == MODE_UNIT, offset, rng, scale, top)
+                elif dst_t is uint16_t:
+                    imgio_scale_f4_u2(s, d, n, mode == MODE_UNIT, offset, rng, scale, top)
+                return
         if mode == MODE_SHIFT:
             if src_t is float or src_t is double:
                 pass

@@ -307,3 +307,51 @@ def test_property_to_uint_matches_imageio(arr, bitdepth):
         return  # a constant out of range: imageio wraps around, imgio saturates
     if expected is not None:
         np.testing.assert_array_equal(_quiet(_kernels.to_uint, arr, bitdepth), expected)
+
+
+# -- the dispatched C loops (AVX-512 / AVX2 / baseline) of contiguous float rows -------
+def _boundary_values(dtype, scale, lo=0.0, rng=1.0):
+    """Inputs whose scaled value lands on or next to ``k + 0.5 - 0.499999999``:
+    where one rounding (an FMA) instead of imageio's two would change the result."""
+    k = np.arange(int(scale) + 1, dtype=np.float64)
+    centre = (k + 0.500000001) / scale * rng + lo
+    vals = [centre]
+    for _ in range(3):
+        vals.append(np.nextafter(vals[-1], np.inf))
+    v = vals[0]
+    for _ in range(3):
+        v = np.nextafter(v, -np.inf)
+        vals.append(v)
+    return np.concatenate(vals).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+@pytest.mark.parametrize("bitdepth", [8, 16])
+def test_simd_rows_round_like_imageio_at_the_boundaries(dtype, bitdepth):
+    top = 2.0 ** bitdepth - 1
+    unit = np.clip(_boundary_values(dtype, top), 0, 1).astype(dtype)
+    ranged = np.concatenate([_boundary_values(dtype, top, -3.0, 7.0),
+                             np.array([-3.0, 4.0], dtype)])  # min -3, max 4: range 7
+    for a in (unit, ranged):
+        assert a.size > 64  # many full SIMD blocks, and a tail
+        np.testing.assert_array_equal(_quiet(_kernels.to_uint, a, bitdepth),
+                                      _imageio(a, bitdepth))
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+@pytest.mark.parametrize("where", [0, 15, 16, 17, "last"])
+def test_simd_minmax_sees_nan_and_inf_in_every_lane(dtype, where):
+    # 40 MiB of f8 (20 of f4): the kernel's own min/max pass, in two threads
+    n = 5_000_003
+    a = _big(dtype, n, "range")
+    i = n - 1 if where == "last" else where
+    for special in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[i] = special
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            got = _kernels.to_uint(b, 8)
+        np.testing.assert_array_equal(got, _reference.to_uint(b, 8))
+        msg = str(w[0].message)
+        assert ("NaN written as 0." in msg) == bool(np.isnan(special))
+        assert ("+-inf saturated." in msg) == bool(np.isinf(special))
