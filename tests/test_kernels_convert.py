@@ -3,9 +3,9 @@
 Designs, not grids: the dtype x shape x layout x bitdepth space is covered pairwise
 (every pair of values of any two factors in some case), Hypothesis draws further
 arrays, and a few arrays are large enough to cross each threshold of the wrapper
-without monkeypatching: above 256 Ki items the kernels run in threads, above
-16 MiB the min/max pass is the kernel's (not NumPy's), and float16 is converted in
-4 MiB chunks.
+without monkeypatching: above 256 Ki items the scaling pass runs in threads, above
+2 Mi items the min/max pass too; contiguous floats take the kernel's min/max pass
+(strided floats and integers NumPy's), and float16 is converted in 4 MiB chunks.
 """
 import warnings
 
@@ -248,12 +248,12 @@ def _big(dtype, n, kind, seed=7):
 
 
 @pytest.mark.parametrize("dtype,n,kind,shape", [
-    # threads (> 256 Ki items), NumPy min/max (< 16 MiB)
+    # threads for the scaling pass (> 256 Ki items), one-thread min/max pass
     ("f4", 300_000, "range", (600, 500)),
     ("<f8", 300_000, "unit", (300_000,)),
     (">i4", 400_000, "range", (20, 100, 200)),
     ("u4", 300_000, "range", (500, 600)),
-    # threads and the kernel's min/max pass (> 16 MiB), NaN and infinities included
+    # both passes in threads (> 2 Mi items), NaN and infinities included
     ("f8", 2_200_000, "range", (1100, 2000)),
     (">f8", 2_200_000, "nan-inf", (2_200_000,)),
     ("f8", 2_200_000, "nan-inf", (2000, 1100)),
@@ -274,8 +274,18 @@ def test_to_uint_large_arrays_cross_the_thresholds(dtype, n, kind, shape):
 
 def test_large_array_crosses_the_minmax_threshold():
     a = _big("f8", 2_200_000, "range")
-    assert a.nbytes > _kernels._NUMPY_MINMAX_BYTES
+    assert a.size > _kernels._PARALLEL_MINMAX_ITEMS
     assert a.astype("f2").nbytes > _kernels._CHUNK_BYTES
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+def test_strided_floats_take_numpys_minmax_and_keep_the_nan_inf_rules(special):
+    a = _big("f8", 600_000, "range").reshape(600, 1000)
+    a[7, 10] = special
+    view = a[:, ::2]  # not contiguous: NumPy's min/max, then the kernel's slow pass
+    assert not (view.flags.c_contiguous or view.flags.f_contiguous)
+    np.testing.assert_array_equal(_quiet(_kernels.to_uint, view, 8),
+                                  _reference.to_uint(view, 8))
 
 
 @settings(max_examples=150, deadline=None)
@@ -355,3 +365,38 @@ def test_simd_minmax_sees_nan_and_inf_in_every_lane(dtype, where):
         msg = str(w[0].message)
         assert ("NaN written as 0." in msg) == bool(np.isnan(special))
         assert ("+-inf saturated." in msg) == bool(np.isinf(special))
+
+
+def test_every_minmax_isa_this_cpu_has_gives_the_same_answers():
+    from imgio._ext import convert as cv
+    isas = []
+    for isa in ("avx512f", "avx2", "sse2", "c"):
+        try:
+            cv._force_simd_isa(isa)
+            isas.append(isa)
+        except ValueError:
+            pass
+    assert isas  # sse2 on every x86-64, "c" elsewhere
+    rng = np.random.default_rng(12)
+    try:
+        for isa in isas:
+            cv._force_simd_isa(isa)
+            for dtype in ("f8", "f4"):
+                for n in (1, 7, 63, 64, 65, 1000, 4099):
+                    a = (rng.random(n) * 5 - 2).astype(dtype)
+                    for special in (None, np.nan, np.inf, -np.inf):
+                        b = a.copy()
+                        if special is not None:
+                            b[rng.integers(n)] = special
+                        lohi = np.array([np.inf, -np.inf], dtype)
+                        flags = np.zeros(4, np.int64)
+                        cv.minmax2(b.reshape(1, -1), False, lohi, flags)
+                        finite = b[np.isfinite(b)]
+                        if finite.size and (special is None or np.isnan(special)):
+                            assert (lohi[0], lohi[1]) == (finite.min(), finite.max()), isa
+                        assert bool(flags[1]) == (special is not None and np.isnan(special))
+                        np.testing.assert_array_equal(_quiet(_kernels.to_uint, b, 8),
+                                                      _reference.to_uint(b, 8))
+    finally:
+        cv._force_simd_isa("auto")
+    assert cv.simd_isa() == isas[0]
