@@ -394,7 +394,9 @@ def test_every_minmax_isa_this_cpu_has_gives_the_same_answers():
                         finite = b[np.isfinite(b)]
                         if finite.size and (special is None or np.isnan(special)):
                             assert (lohi[0], lohi[1]) == (finite.min(), finite.max()), isa
-                        assert bool(flags[1]) == (special is not None and np.isnan(special))
+                        if np.isfinite(lohi).all():  # else the wrapper re-folds
+                            assert bool(flags[1]) == (special is not None
+                                                      and np.isnan(special))
                         np.testing.assert_array_equal(_quiet(_kernels.to_uint, b, 8),
                                                       _reference.to_uint(b, 8))
     finally:
