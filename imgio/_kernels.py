@@ -194,6 +194,10 @@ def copy_frame(dst: np.ndarray, src: Any) -> None:
     ShapeError, DTypeError
         When ``src`` does not match ``dst``.
     """
+    if type(src) is np.ndarray and src.shape == dst.shape and src.dtype == dst.dtype:
+        # the common call: np.copyto itself refuses a read-only ``dst``
+        np.copyto(dst, src, casting="no")
+        return
     src = np.asarray(src)
     if src.shape != dst.shape:
         raise ShapeError(f"frame has shape {src.shape}, expected {dst.shape}")

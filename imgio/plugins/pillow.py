@@ -613,9 +613,12 @@ class PillowPlugin(PluginV3):
         with self._lock:
             self._check_open()
             self._take_guard_options(selection)
-            with warnings.catch_warnings():  # the read itself warns about the keywords
-                warnings.simplefilter("ignore", DeprecationWarning)
+            if not selection:  # the common call: nothing to warn about, no catch_warnings
                 target, extra, rotate, _ = self._read_options(selection)
+            else:
+                with warnings.catch_warnings():  # the read itself warns about the keywords
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    target, extra, rotate, _ = self._read_options(selection)
             i = self._frame_index(index)
             shape, dtype = self._frame_shape(target, extra, rotate)
             if i is None:
