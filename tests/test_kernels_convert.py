@@ -3,9 +3,9 @@
 Designs, not grids: the dtype x shape x layout x bitdepth space is covered pairwise
 (every pair of values of any two factors in some case), Hypothesis draws further
 arrays, and a few arrays are large enough to cross each threshold of the wrapper
-without monkeypatching: above 256 Ki items the kernels run in threads, above
-16 MiB the min/max pass is the kernel's (not NumPy's), and float16 is converted in
-4 MiB chunks.
+without monkeypatching: above 256 Ki items the scaling pass runs in threads, above
+2 Mi items the min/max pass too; contiguous floats take the kernel's min/max pass
+(strided floats and integers NumPy's), and float16 is converted in 4 MiB chunks.
 """
 import warnings
 
@@ -248,12 +248,12 @@ def _big(dtype, n, kind, seed=7):
 
 
 @pytest.mark.parametrize("dtype,n,kind,shape", [
-    # threads (> 256 Ki items), NumPy min/max (< 16 MiB)
+    # threads for the scaling pass (> 256 Ki items), one-thread min/max pass
     ("f4", 300_000, "range", (600, 500)),
     ("<f8", 300_000, "unit", (300_000,)),
     (">i4", 400_000, "range", (20, 100, 200)),
     ("u4", 300_000, "range", (500, 600)),
-    # threads and the kernel's min/max pass (> 16 MiB), NaN and infinities included
+    # both passes in threads (> 2 Mi items), NaN and infinities included
     ("f8", 2_200_000, "range", (1100, 2000)),
     (">f8", 2_200_000, "nan-inf", (2_200_000,)),
     ("f8", 2_200_000, "nan-inf", (2000, 1100)),
@@ -274,8 +274,18 @@ def test_to_uint_large_arrays_cross_the_thresholds(dtype, n, kind, shape):
 
 def test_large_array_crosses_the_minmax_threshold():
     a = _big("f8", 2_200_000, "range")
-    assert a.nbytes > _kernels._NUMPY_MINMAX_BYTES
+    assert a.size > _kernels._PARALLEL_MINMAX_ITEMS
     assert a.astype("f2").nbytes > _kernels._CHUNK_BYTES
+
+
+@pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
+def test_strided_floats_take_numpys_minmax_and_keep_the_nan_inf_rules(special):
+    a = _big("f8", 600_000, "range").reshape(600, 1000)
+    a[7, 10] = special
+    view = a[:, ::2]  # not contiguous: NumPy's min/max, then the kernel's slow pass
+    assert not (view.flags.c_contiguous or view.flags.f_contiguous)
+    np.testing.assert_array_equal(_quiet(_kernels.to_uint, view, 8),
+                                  _reference.to_uint(view, 8))
 
 
 @settings(max_examples=150, deadline=None)
@@ -307,3 +317,88 @@ def test_property_to_uint_matches_imageio(arr, bitdepth):
         return  # a constant out of range: imageio wraps around, imgio saturates
     if expected is not None:
         np.testing.assert_array_equal(_quiet(_kernels.to_uint, arr, bitdepth), expected)
+
+
+# -- the dispatched C loops (AVX-512 / AVX2 / baseline) of contiguous float rows -------
+def _boundary_values(dtype, scale, lo=0.0, rng=1.0):
+    """Inputs whose scaled value lands on or next to ``k + 0.5 - 0.499999999``:
+    where one rounding (an FMA) instead of imageio's two would change the result."""
+    k = np.arange(int(scale) + 1, dtype=np.float64)
+    centre = (k + 0.500000001) / scale * rng + lo
+    vals = [centre]
+    for _ in range(3):
+        vals.append(np.nextafter(vals[-1], np.inf))
+    v = vals[0]
+    for _ in range(3):
+        v = np.nextafter(v, -np.inf)
+        vals.append(v)
+    return np.concatenate(vals).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+@pytest.mark.parametrize("bitdepth", [8, 16])
+def test_simd_rows_round_like_imageio_at_the_boundaries(dtype, bitdepth):
+    top = 2.0 ** bitdepth - 1
+    unit = np.clip(_boundary_values(dtype, top), 0, 1).astype(dtype)
+    ranged = np.concatenate([_boundary_values(dtype, top, -3.0, 7.0),
+                             np.array([-3.0, 4.0], dtype)])  # min -3, max 4: range 7
+    for a in (unit, ranged):
+        assert a.size > 64  # many full SIMD blocks, and a tail
+        np.testing.assert_array_equal(_quiet(_kernels.to_uint, a, bitdepth),
+                                      _imageio(a, bitdepth))
+
+
+@pytest.mark.parametrize("dtype", ["f8", "f4"])
+@pytest.mark.parametrize("where", [0, 15, 16, 17, "last"])
+def test_simd_minmax_sees_nan_and_inf_in_every_lane(dtype, where):
+    # 40 MiB of f8 (20 of f4): the kernel's own min/max pass, in two threads
+    n = 5_000_003
+    a = _big(dtype, n, "range")
+    i = n - 1 if where == "last" else where
+    for special in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[i] = special
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            got = _kernels.to_uint(b, 8)
+        np.testing.assert_array_equal(got, _reference.to_uint(b, 8))
+        msg = str(w[0].message)
+        assert ("NaN written as 0." in msg) == bool(np.isnan(special))
+        assert ("+-inf saturated." in msg) == bool(np.isinf(special))
+
+
+def test_every_minmax_isa_this_cpu_has_gives_the_same_answers():
+    from imgio._ext import convert as cv
+    isas = []
+    for isa in ("avx512f", "avx2", "sse2", "c"):
+        try:
+            cv._force_simd_isa(isa)
+            isas.append(isa)
+        except ValueError:
+            pass
+    assert isas  # sse2 on every x86-64, "c" elsewhere
+    rng = np.random.default_rng(12)
+    try:
+        for isa in isas:
+            cv._force_simd_isa(isa)
+            for dtype in ("f8", "f4"):
+                for n in (1, 7, 63, 64, 65, 1000, 4099):
+                    a = (rng.random(n) * 5 - 2).astype(dtype)
+                    for special in (None, np.nan, np.inf, -np.inf):
+                        b = a.copy()
+                        if special is not None:
+                            b[rng.integers(n)] = special
+                        lohi = np.array([np.inf, -np.inf], dtype)
+                        flags = np.zeros(4, np.int64)
+                        cv.minmax2(b.reshape(1, -1), False, lohi, flags)
+                        finite = b[np.isfinite(b)]
+                        if finite.size and (special is None or np.isnan(special)):
+                            assert (lohi[0], lohi[1]) == (finite.min(), finite.max()), isa
+                        if np.isfinite(lohi).all():  # else the wrapper re-folds
+                            assert bool(flags[1]) == (special is not None
+                                                      and np.isnan(special))
+                        np.testing.assert_array_equal(_quiet(_kernels.to_uint, b, 8),
+                                                      _reference.to_uint(b, 8))
+    finally:
+        cv._force_simd_isa("auto")
+    assert cv.simd_isa() == isas[0]

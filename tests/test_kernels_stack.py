@@ -152,3 +152,17 @@ def test_large_volume_from_strided_frames():
     vol = _kernels.stack_frames(iter(frames))
     assert vol.nbytes > 16 << 20 and vol.shape == (10, 1024, 1024)
     np.testing.assert_array_equal(vol, np.stack(frames))
+
+
+def test_copy_frame_refuses_read_only_and_mismatched_frames():
+    dst = np.zeros((3, 4), np.uint16)
+    ro = dst.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _kernels.copy_frame(ro, dst)  # the common call (same shape, dtype): np.copyto says it
+    with pytest.raises(ShapeError, match=r"frame has shape \(1, 4\)"):
+        _kernels.copy_frame(dst, np.ones((1, 4), np.uint16))  # np.copyto would broadcast
+    with pytest.raises(DTypeError):
+        _kernels.copy_frame(dst, np.ones((3, 4), np.int16))
+    _kernels.copy_frame(dst, list(np.full((3, 4), 7, np.uint16)))  # a list: asarray, checked
+    assert (dst == 7).all()

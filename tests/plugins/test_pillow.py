@@ -585,3 +585,254 @@ def test_file_object_not_at_start():
     buf = io.BytesIO(b"junk" + data)
     buf.seek(4)
     assert iio.imread(buf).shape == (512, 512)
+
+
+# -- the plain-PNG fast path (libpng through imagecodecs), Pillow as the oracle --------
+import struct as _struct  # noqa: E402
+import zlib as _zlib  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from imgio.plugins import pillow as _pillow_plugin  # noqa: E402
+
+#: colour type and channels of each array layout a PNG stores
+_LAYOUTS = {"L": (0, 1), "LA": (4, 2), "RGB": (2, 3), "RGBA": (6, 4)}
+#: Adam7 passes: (row start, col start, row step, col step)
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2),
+          (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (_struct.pack(">I", len(data)) + kind + data
+            + _struct.pack(">I", _zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def _png_bytes(arr, colour, *, interlace=False, extra=(), bad_idat_crc=False,
+               split_idat=1, after_idat=()):
+    """A PNG written by hand: any depth-8/16 layout, Adam7 or not, chosen chunks.
+
+    Pillow cannot write interlaced PNGs, and Pillow writing the oracle's input would
+    make the oracle judge its own writer; this is a third, independent writer."""
+    depth = 16 if arr.dtype == np.uint16 else 8
+    h, w = arr.shape[:2]
+    px = arr.reshape(h, w, -1).astype(">u2" if depth == 16 else "u1")
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    raw = bytearray()
+    for r0, c0, rs, cs in passes:
+        sub = px[r0::rs, c0::cs]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        for row in sub:
+            raw += b"\0" + row.tobytes()  # filter type 0 (None)
+    idat = _zlib.compress(bytes(raw), 6)
+    out = b"\x89PNG\r\n\x1a\n" + _chunk(
+        b"IHDR", _struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, int(interlace)))
+    for kind, data in extra:
+        out += _chunk(kind, data)
+    step = -(-len(idat) // split_idat)
+    for i in range(0, len(idat), step):
+        c = _chunk(b"IDAT", idat[i:i + step])
+        if bad_idat_crc:
+            c = c[:-4] + bytes([c[-4] ^ 0xFF]) + c[-3:]
+        out += c
+    for kind, data in after_idat:
+        out += _chunk(kind, data)
+    return out + _chunk(b"IEND", b"")
+
+
+def _pillow_only(monkeypatch):
+    """The plugin with the fast path switched off: the Pillow path (the oracle)."""
+    monkeypatch.setattr(_pillow_plugin, "_decode_plain_png", lambda *a: None)
+
+
+def _spy(monkeypatch):
+    """Count the calls of the fast path that produced pixels."""
+    calls = []
+    real = _pillow_plugin._decode_plain_png
+
+    def spy(*args):
+        arr = real(*args)
+        calls.append(arr is not None)
+        return arr
+    monkeypatch.setattr(_pillow_plugin, "_decode_plain_png", spy)
+    return calls
+
+
+def _all_reads(src):
+    """Everything a user reads from one file: pixels, props, meta, iter, v2."""
+    import imgio.v2 as iio2
+    arr = iio.imread(src)
+    props = iio.improps(src)
+    meta = iio.immeta(src)
+    frames = list(iio.imiter(src))
+    v2 = iio2.imread(src)
+    return arr, props, meta, frames, v2
+
+
+def _same_reads(got, want):
+    (a, p, m, f, v2), (a0, p0, m0, f0, v20) = got, want
+    assert a.dtype == a0.dtype and a.shape == a0.shape and a.flags.writeable
+    np.testing.assert_array_equal(a, a0)
+    assert (p.shape, p.dtype, p.n_images, p.is_batch) == \
+        (p0.shape, p0.dtype, p0.n_images, p0.is_batch)
+    assert m.keys() == m0.keys()
+    for k in m:
+        np.testing.assert_equal(m[k], m0[k])
+    assert len(f) == len(f0) == 1
+    np.testing.assert_array_equal(f[0], f0[0])
+    assert type(v2) is type(v20) and v2.dtype == v20.dtype
+    np.testing.assert_array_equal(v2, v20)
+    assert v2.meta.keys() == v20.meta.keys()
+
+
+_EXTRAS = {
+    "none": (),
+    "gAMA": ((b"gAMA", _struct.pack(">I", 45455)),),
+    "tEXt": ((b"tEXt", b"Comment\0made by hand"),),
+    "pHYs": ((b"pHYs", _struct.pack(">IIB", 3780, 3780, 1)),),
+    "iCCP": ((b"iCCP", b"fake\0\0" + _zlib.compress(b"not really a profile")),),
+    "sRGB": ((b"sRGB", b"\0"),),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layout=st.sampled_from(sorted(_LAYOUTS) + ["I;16", "LA16", "RGB16", "RGBA16"]),
+       h=st.integers(1, 40), w=st.integers(1, 40), interlace=st.booleans(),
+       extra=st.sampled_from(sorted(_EXTRAS)), trns=st.booleans(),
+       split=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_png_fast_path_matches_pillow(layout, h, w, interlace, extra, trns, split, seed):
+    # pairs of (layout, depth) x interlace x ancillary chunks x IDAT splits, Pillow
+    # (the plugin with the fast path off) as the oracle for every read function
+    depth16 = layout == "I;16" or layout.endswith("16")
+    base = "L" if layout == "I;16" else layout.removesuffix("16")
+    colour, channels = _LAYOUTS[base]
+    rng = np.random.default_rng(seed)
+    dtype = np.uint16 if depth16 else np.uint8
+    arr = rng.integers(0, np.iinfo(dtype).max + 1, (h, w, channels), dtype=dtype)
+    arr = arr[..., 0] if channels == 1 else arr
+    chunks = list(_EXTRAS[extra])
+    if trns and colour in (0, 2):  # a transparent colour: Pillow keeps the mode
+        chunks.append((b"tRNS", b"\0\x07" * (1 if colour == 0 else 3)))
+    data = _png_bytes(arr, colour, interlace=interlace, extra=chunks, split_idat=split)
+    with pytest.MonkeyPatch.context() as mp:
+        _pillow_only(mp)
+        want = _all_reads_quiet(data)
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy(mp)
+        got = _all_reads_quiet(data)
+    _same_reads(got, want)
+    # a tRNS colour (libpng would add alpha) and the fake iCCP (libpng warns "too
+    # short") go to Pillow; interlaced files too (Pillow's path, not libpng's)
+    plain = (not interlace and (not depth16 or layout == "I;16")
+             and not (trns and colour in (0, 2)) and extra != "iCCP")
+    assert (any(calls)) == plain  # the fast path took exactly the plain PNGs
+    if plain:
+        np.testing.assert_array_equal(got[0], arr)  # and the pixels are the written ones
+
+
+def _all_reads_quiet(data):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 16-bit colour: Pillow's 8 bits
+        return _all_reads(data)
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes"])
+@pytest.mark.parametrize("mode,arr", [
+    ("L", np.arange(35 * 29, dtype=np.uint8).reshape(35, 29)),
+    ("RGB", smooth_rgb(3, (31, 45))),
+    ("RGBA", np.random.default_rng(5).integers(0, 256, (17, 19, 4), dtype=np.uint8)),
+    ("LA", np.random.default_rng(6).integers(0, 256, (17, 19, 2), dtype=np.uint8)),
+    ("I;16", np.random.default_rng(7).integers(0, 65536, (23, 21), dtype=np.uint16)),
+])
+def test_png_fast_path_on_pillow_written_files(tmp_path, monkeypatch, kind, mode, arr):
+    path = tmp_path / "x.png"
+    Image.fromarray(arr).save(path)
+    src = path if kind == "path" else path.read_bytes()
+    with Image.open(path) as im:
+        assert im.mode == mode
+        oracle = np.asarray(im)
+    calls = _spy(monkeypatch)
+    got = iio.imread(src)
+    assert calls == [True]
+    assert got.dtype == oracle.dtype and got.shape == oracle.shape and got.flags.writeable
+    np.testing.assert_array_equal(got, oracle)
+
+
+def test_png_fast_path_declines_palette_apng_and_one_bit(tmp_path, monkeypatch):
+    calls = _spy(monkeypatch)
+    rgb = smooth_rgb(1, (12, 14))
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(iio.imread(tmp_path / "p.png"),
+                                  pil_array(tmp_path / "p.png", mode="RGB"))
+    Image.fromarray(rgb[..., 0] > 100).save(tmp_path / "b.png")
+    assert iio.imread(tmp_path / "b.png").dtype == bool
+    iio.imwrite(tmp_path / "a.png", np.stack([rgb, rgb[::-1]]))
+    assert iio.imread(tmp_path / "a.png").shape == (2, 12, 14, 3)
+    assert calls == []
+
+
+def test_png_fast_path_keywords(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+    rgb = smooth_rgb(2, (9, 11))
+    Image.fromarray(rgb).save(path)
+    calls = _spy(monkeypatch)
+    np.testing.assert_array_equal(iio.imread(path, mode="RGB"), rgb)  # its own mode: fast
+    np.testing.assert_array_equal(iio.imread(path, index=0), rgb)
+    assert iio.imread(path, index=...).shape == (1, 9, 11, 3)  # a stack: Pillow's way
+    assert iio.imread(path, mode="L").shape == (9, 11)  # converted: Pillow's way
+    assert calls == [True, True]
+
+
+def test_png_damaged_idat_gives_what_pillow_gives(monkeypatch):
+    # libpng refuses a bad IDAT CRC; Pillow's path then decides, as without the fast path
+    arr = np.random.default_rng(8).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    data = _png_bytes(arr, 2, bad_idat_crc=True)
+    calls = _spy(monkeypatch)
+    try:
+        got = iio.imread(data)
+    except CorruptFileError:
+        got = None
+    assert calls == [False]
+    monkeypatch.undo()
+    _pillow_only(monkeypatch)
+    try:
+        want = iio.imread(data)
+    except CorruptFileError:
+        want = None
+    assert (got is None) == (want is None)
+    if got is not None:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.7, 0.97])
+def test_png_truncated_is_corrupt_on_the_fast_path(cut):
+    arr = np.random.default_rng(9).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    data = _png_bytes(arr, 2, split_idat=3)
+    with pytest.raises(CorruptFileError):
+        iio.imread(data[: int(len(data) * cut)])
+
+
+def test_png_fast_path_large_image_matches_pillow(tmp_path):
+    # 1024 x 1536 RGBA: many libpng rows and zlib blocks
+    rng = np.random.default_rng(10)
+    arr = (rng.integers(0, 8, (1024, 1536, 4)) * 32).astype(np.uint8)
+    path = tmp_path / "big.png"
+    Image.fromarray(arr).save(path)
+    np.testing.assert_array_equal(iio.imread(path), arr)
+
+
+def test_png_libpng_warnings_send_the_file_to_pillow_without_a_log_line(caplog, monkeypatch):
+    import logging
+    arr = np.random.default_rng(11).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    data = _png_bytes(arr, 2, extra=_EXTRAS["iCCP"])
+    calls = _spy(monkeypatch)
+    with caplog.at_level(logging.DEBUG):
+        np.testing.assert_array_equal(iio.imread(data), arr)
+        import imagecodecs  # other uses of imagecodecs still log libpng's warnings
+        imagecodecs.png_decode(data)
+    assert calls == [False]
+    assert [r.getMessage() for r in caplog.records if r.name == "imagecodecs"] == \
+        ["PNG warning: iCCP: too short"]
