@@ -352,13 +352,21 @@ def write_rows(arr, pos: int, rows: np.ndarray) -> None:
         arr[(slice(pos, end),) + box] = rows[(slice(None),) + box]
 
 
+def _tiles(shape, tile):
+    """The boxes (tuples of slices) of ``tile``-sized tiles covering ``shape``."""
+    for corner in np.ndindex(*[-(-n // t) for n, t in zip(shape, tile)]):
+        yield tuple(slice(c * t, min((c + 1) * t, n)) for c, t, n in zip(corner, tile, shape))
+
+
 class LevelWriter:
     """Writes the rows of one pyramid level as they come, and feeds the next level.
 
-    Rows arrive along axis 0; whenever a whole shard row (``unit`` frames) is
-    buffered it is written (growing the array when the final shape is unknown),
-    downsampled and passed to the next level.  Shard rows are disjoint, so no
-    shard is ever read back and rewritten.
+    Rows arrive along axis 0 and are copied into one preallocated shard row
+    (``unit`` frames); whenever it is full it is written one shard tile at a time
+    (growing the array when the final shape is unknown), and each tile, downsampled,
+    goes straight into the next level's row buffer.  What is held at most: one shard
+    row per level (the levels above 0 are 2^d times smaller each) and one shard tile
+    being encoded.  Shard rows are disjoint, so no shard is read back and rewritten.
     """
 
     def __init__(self, arr, factors, method, nxt: "LevelWriter | None", grow: bool):
@@ -366,41 +374,105 @@ class LevelWriter:
         self.unit = int((arr.shards or arr.chunks)[0])
         if factors[0] == 2 and self.unit % 2:
             self.unit *= 2
+        self.tile = tuple(int(t) for t in (arr.shards or arr.chunks)[1:])
         self.grow = grow
         self.pos = 0
-        self.pending: list[np.ndarray] = []
+        self.buf: np.ndarray | None = None
         self.n_pending = 0
+        # tiles downsample on their own when they start on multiples of the factors
+        self.tiles_align = all(t % f == 0 for t, f in zip(self.tile, factors[1:]))
+
+    def _buffer(self) -> np.ndarray:
+        if self.buf is None:
+            self.buf = np.empty((self.unit,) + tuple(self.arr.shape[1:]), self.arr.dtype)
+        return self.buf
 
     def push(self, block: np.ndarray) -> None:
         start = 0
         n = block.shape[0]
-        if self.n_pending:
-            take = min(n, self.unit - self.n_pending)
-            self.pending.append(block[:take])
+        while start < n:
+            if not self.n_pending and n - start >= self.unit:
+                self._flush(block[start:start + self.unit])  # straight from the caller's array
+                start += self.unit
+                continue
+            take = min(n - start, self.unit - self.n_pending)
+            self._buffer()[self.n_pending:self.n_pending + take] = block[start:start + take]
             self.n_pending += take
-            start = take
+            start += take
             if self.n_pending == self.unit:
-                self._flush(np.concatenate(self.pending))
-        while n - start >= self.unit:  # whole rows straight from the caller's array
-            self._flush(block[start:start + self.unit])
-            start += self.unit
-        if start < n:
-            self.pending.append(np.array(block[start:], copy=True))
-            self.n_pending += n - start
+                self._flush(self.buf)
+
+    def room(self) -> int:
+        """Rows the row buffer can still take before it is written."""
+        return self.unit - self.n_pending
+
+    def put_tile(self, box, data: np.ndarray) -> None:
+        """Rows ``data`` of one tile (``box`` across the row) into the row buffer; the
+        rows count once every tile of them is in (:meth:`advance`)."""
+        self._buffer()[(slice(self.n_pending, self.n_pending + data.shape[0]),) + box] = data
+
+    def advance(self, n: int) -> None:
+        self.n_pending += n
+        if self.n_pending == self.unit:
+            self._flush(self.buf)
+
+    def write_row_by_tiles(self, n: int, read_tile) -> None:
+        """Write ``n`` rows (a whole shard row, or the last rows) that ``read_tile(box)``
+        gives one shard tile at a time: the row is never whole in memory."""
+        assert not self.n_pending
+        shape = tuple(self.arr.shape[1:])
+        if self.next is not None and not self._feeds_tiles(n):
+            # tiles that do not downsample on their own: the row whole, then as push()
+            rows = np.empty((n,) + shape, self.arr.dtype)
+            for box in _tiles(shape, self.tile):
+                rows[(slice(None),) + box] = read_tile(box)
+            self._flush(rows)
+            return
+        for box in _tiles(shape, self.tile):
+            data = read_tile(box)
+            self._write_tile(n, box, data)
+            del data
+        self._after_write(n, None)
+
+    def _write_tile(self, n: int, box, data: np.ndarray) -> None:
+        self.arr[(slice(self.pos, self.pos + n),) + box] = data
+        nxt = self.next
+        if nxt is not None and self._feeds_tiles(n):
+            small = downsample(data, self.factors, self.method)
+            nxt.put_tile(tuple(slice(b.start // f, b.start // f + m) for b, f, m in
+                               zip(box, self.factors[1:], small.shape[1:])), small)
+
+    def _feeds_tiles(self, n: int) -> bool:
+        return self.tiles_align and self.next.room() >= -(-n // self.factors[0])
+
+    def _after_write(self, n: int, rows) -> None:
+        nxt = self.next
+        fed = nxt is not None and self._feeds_tiles(n)
+        self.pos += n
+        if nxt is not None:
+            if fed:
+                nxt.advance(-(-n // self.factors[0]))
+            else:
+                nxt.push(downsample(rows, self.factors, self.method))
 
     def _flush(self, rows: np.ndarray) -> None:
-        self.pending, self.n_pending = [], 0
-        end = self.pos + rows.shape[0]
+        n = rows.shape[0]
+        end = self.pos + n
         if self.grow and end > self.arr.shape[0]:
             self.arr.resize((end,) + tuple(self.arr.shape[1:]))
-        write_rows(self.arr, self.pos, rows)
-        self.pos = end
-        if self.next is not None:
-            self.next.push(downsample(rows, self.factors, self.method))
+        fed = self.next is not None and self._feeds_tiles(n)
+        for box in _tiles(rows.shape[1:], self.tile):
+            if fed:
+                self._write_tile(n, box, rows[(slice(None),) + box])
+            else:
+                self.arr[(slice(self.pos, end),) + box] = rows[(slice(None),) + box]
+        self.n_pending = 0
+        self._after_write(n, None if fed else rows)
 
     def finish(self) -> None:
         if self.n_pending:
-            self._flush(np.concatenate(self.pending))
+            self._flush(self.buf[:self.n_pending])
+        self.buf = None
         if self.next is not None:
             self.next.finish()
 
