@@ -15,6 +15,11 @@ at a time, and writes an NGFF 0.5 pyramid, keeping axes, spacing and units.
   rows, so no shard is written twice.  The workers must see the source path
   and the destination (a shared file system, or an ``s3://`` store).
 
+A local destination is written into a temporary folder renamed into place at
+the end; a remote one (object stores cannot rename) gets its root ``zarr.json``
+(group and multiscales metadata) last, and a failed conversion removes what it
+wrote, so a half-written store is never a readable image.
+
 The result is the same bits either way.  Other destinations are
 :func:`imgio.cli.convert`'s (frame by frame, one machine).
 """
@@ -196,10 +201,11 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         root = tempfile.mkdtemp(prefix=f".{name}.", suffix=".imgio-partial", dir=directory)
     ok = False
     try:
-        arrays, factors = create_ngff(
+        made = create_ngff(
             _store(root, storage_options), shape, props.dtype, axes=axes, spacing=spacing,
             units=units, levels=levels, chunks=chunks, shards=shards, compression=compression,
-            method=downsample, where=str(dst))
+            method=downsample, where=str(dst), root_last=remote)
+        arrays, factors = made[:2]
         units_per_level = [int((a.shards or a.chunks)[0]) for a in arrays]
         plan = [[(a, min(a + u, arr.shape[0])) for a in range(0, arr.shape[0], u)]
                 for arr, u in zip(arrays, units_per_level)]
@@ -240,8 +246,13 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                 finally:
                     if own:
                         client.close()
+        if remote:
+            made[2]()  # the root zarr.json last: only now is the store an image
         ok = True
     finally:
+        if remote and not ok:
+            from .plugins.zarr import discard_store
+            discard_store(_store(root, storage_options))
         if not remote:
             if ok:
                 old = None

@@ -34,7 +34,10 @@ pyramid level is built from the rows as they are flushed, so the volume is never
 held in memory (peak: about one shard row of level 0 plus its downsampled rows).
 
 Local writes go into a temporary folder beside the target, renamed into place
-when the write succeeded; remote writes go straight to the store.
+when the write succeeded.  Remote writes (object stores cannot rename) go
+straight to the store, each level an array of its own, and the root
+``zarr.json`` (the group and its multiscales metadata) is written last: until it
+is, the store is no Zarr group and no image; a failed write removes what it wrote.
 """
 from __future__ import annotations
 
@@ -233,10 +236,15 @@ def downsample(block: np.ndarray, factors, method: str = "mean") -> np.ndarray:
 def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, levels=None,
                 chunks=None, shards=None, compression="zstd", compression_level=None,
                 name=None, metadata=None, method: str = "mean",
-                where: str = "") -> tuple[list, list]:
+                where: str = "", root_last: bool = False):
     """Create an NGFF 0.5 group with ``levels`` empty arrays; ``(arrays, factors)``.
 
     ``shape[0]`` may be 0 for a streaming write (the arrays grow along axis 0).
+    ``root_last=True`` (object stores, which cannot rename a finished store into
+    place): the root ``zarr.json``, which makes the store a group and holds the
+    multiscales metadata, is not written; ``(arrays, factors, write_root)`` is
+    returned and ``write_root()`` writes it once every level is complete, so a
+    store whose write stopped half-way is no Zarr group and no image.
     """
     shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
@@ -268,7 +276,11 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     if len(base_chunks) != len(shape):
         raise ShapeError(f"{where}: chunks {base_chunks} has {len(base_chunks)} values for "
                          f"{len(shape)} axes")
-    root = zarr.open_group(store, mode="w", zarr_format=3)
+    if root_last:
+        _clear_store(store)
+        root = None
+    else:
+        root = zarr.open_group(store, mode="w", zarr_format=3)
     compressors = _compressors(compression, compression_level)
     arrays, datasets = [], []
     lshape = shape
@@ -289,9 +301,12 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
             sh = tuple(c * max(1, -(-min(s, n or s) // c)) for c, s, n in zip(ch, sh0, lshape))
             if sh == ch:
                 sh = None
-        arr = root.create_array(
-            str(k), shape=lshape, dtype=dtype, chunks=ch, shards=sh,
-            compressors=compressors, dimension_names=names, fill_value=0)
+        spec = dict(shape=lshape, dtype=dtype, chunks=ch, shards=sh, compressors=compressors,
+                    dimension_names=names, fill_value=0)
+        if root is None:  # an array at the root of its own sub-store: no parent group
+            arr = zarr.create_array(store=_substore(store, str(k)), **spec)
+        else:
+            arr = root.create_array(str(k), **spec)
         arrays.append(arr)
         scale = [s * (f ** k) for s, f in zip(spacing, factors)]
         datasets.append({"path": str(k), "coordinateTransformations": [
@@ -310,8 +325,39 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     attrs = {"ome": {"version": "0.5", "multiscales": [multiscale]}}
     if metadata:
         attrs.update({k: v for k, v in metadata.items() if k != "ome"})
+    if root is None:
+        def write_root():
+            zarr.create_group(store=store, zarr_format=3, attributes=attrs, overwrite=False)
+        return arrays, factors, write_root
     root.attrs.update(attrs)
     return arrays, factors
+
+
+def _substore(store, key: str):
+    """The store of ``key`` inside ``store`` (its root is the key)."""
+    from zarr.storage import FsspecStore, LocalStore
+    if isinstance(store, FsspecStore):
+        return FsspecStore(store.fs, path=f"{store.path.rstrip('/')}/{key}", read_only=False)
+    if isinstance(store, LocalStore):
+        return LocalStore(os.path.join(str(store.root), key), read_only=False)
+    raise TypeError(f"cannot write a deferred root into a {type(store).__name__}")
+
+
+def _clear_store(store) -> None:
+    """Empty a store before a write: the root ``zarr.json`` first (so that an old image
+    stops being one at once), then everything else."""
+    from zarr.core.sync import sync
+    for key in ("zarr.json", ".zattrs", ".zgroup", ".zarray"):
+        sync(store.delete(key))
+    sync(store.delete_dir(""))
+
+
+def discard_store(store) -> None:
+    """Best-effort removal of what a failed write left (root metadata first)."""
+    try:
+        _clear_store(store)
+    except Exception:  # pragma: no cover - the store is unreachable: the write error stands
+        pass
 
 
 def _check_axes(axes: str | None, ndim: int, where: str, shape=()) -> str:
@@ -767,12 +813,16 @@ class ZarrPlugin(PluginV3):
             arrays, factors, levels = [arr], (1,) * len(shape), 1
         else:
             axes = _check_axes(kw.get("axes"), len(shape), where, shape)
-            arrays, factors = create_ngff(
+            made = create_ngff(
                 store, shape, dtype, axes=axes, spacing=kw.get("spacing"), units=kw.get("units"),
                 levels=kw.get("levels"), chunks=kw.get("chunks"), shards=kw.get("shards"),
                 compression=kw.get("compression", "zstd"),
                 compression_level=kw.get("compression_level"), name=kw.get("name"),
-                metadata=kw.get("metadata"), method=method, where=where)
+                metadata=kw.get("metadata"), method=method, where=where,
+                root_last=self._tmp_dir is None)
+            arrays, factors = made[:2]
+            self._write_root = made[2] if len(made) > 2 else None
+            self._remote_store = store if self._tmp_dir is None else None
         nxt = None
         for arr in reversed(arrays):
             nxt = LevelWriter(arr, factors, method, nxt, grow)
@@ -825,6 +875,16 @@ class ZarrPlugin(PluginV3):
         except BaseException:
             self._discard()
             raise
+        if self._tmp_dir is None and getattr(self, "_remote_store", None) is not None:
+            store, self._remote_store = self._remote_store, None
+            if success and self._writer_levels is not None:
+                try:
+                    self._write_root()  # last: now the store is an image
+                except BaseException:
+                    discard_store(store)
+                    raise
+            else:
+                discard_store(store)
         if self._tmp_dir is not None:
             if success and self._writer_levels is not None:
                 target = self._request.path.rstrip("/")
@@ -841,6 +901,9 @@ class ZarrPlugin(PluginV3):
         return result
 
     def _discard(self) -> None:
+        if getattr(self, "_remote_store", None) is not None:
+            store, self._remote_store = self._remote_store, None
+            discard_store(store)
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
             self._tmp_dir = None
