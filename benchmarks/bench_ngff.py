@@ -57,7 +57,7 @@ def sizes(full: bool) -> dict:
     if full:
         return {"tiff": (512, 1024, 1024), "s3": (256, 4096, 2048), "box": (64, 512, 512),
                 "http": (256, 512, 512)}
-    return {"tiff": (128, 512, 512), "s3": (64, 1024, 1024), "box": (64, 512, 512),
+    return {"tiff": (128, 512, 512), "s3": (80, 1024, 1024), "box": (64, 512, 512),
             "http": (64, 256, 256)}
 
 
@@ -227,6 +227,8 @@ def s3_plane(i: int, y: int, x: int) -> np.ndarray:
 
 
 def start_moto():
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     from moto.server import ThreadedMotoServer
     import s3fs
     port = free_port()
