@@ -88,13 +88,28 @@ def _tile_reader(source, perm, a: int, b: int):
     """``read_tile(box)``: output rows ``a:b`` within ``box`` (NGFF order) from the source."""
     identity = perm == tuple(range(len(perm)))
 
-    def read_tile(box):
+    def read(rows: slice, box):
         src_box = [None] * len(perm)
-        for i, sl in enumerate((slice(a, b),) + tuple(box)):
+        for i, sl in enumerate((rows,) + tuple(box)):
             src_box[perm[i]] = sl
         data = np.asarray(source[tuple(src_box)])
-        return data if identity else np.ascontiguousarray(np.transpose(data, perm))
+        return data if identity else np.transpose(data, perm)
+
+    def read_tile(box):
+        plane = int(np.prod([s.stop - s.start for s in box])) * source.dtype.itemsize
+        step = max(1, _SLAB_BYTES // max(1, plane))
+        if step >= b - a:
+            return np.ascontiguousarray(read(slice(a, b), box))
+        # in slabs of a few MiB: a memory-mapped source maps in only a slab's pages at once
+        out = np.empty((b - a,) + tuple(s.stop - s.start for s in box), source.dtype)
+        for r in range(a, b, step):
+            out[r - a:min(r + step, b) - a] = read(slice(r, min(r + step, b)), box)
+        return out
     return read_tile
+
+
+#: bytes read from the source at once within a shard tile
+_SLAB_BYTES = 8 << 20
 
 
 def _store(root: str, storage_options, read_only=False):
