@@ -588,3 +588,18 @@ def test_s3_failed_convert_leaves_no_image(s3, tmp_path, monkeypatch):
     assert calls and not fs.find(url)
     with pytest.raises(FileNotFoundError):
         iio.imread(url, storage_options=options)
+
+
+def test_memory_plain_zarr_write_root_last():
+    url = f"memory://imgio-{uuid.uuid4().hex}/p.zarr"
+    vol = _vol((4, 32, 32))
+    iio.imwrite(url, vol, ome=False, metadata={"note": "x"})
+    np.testing.assert_array_equal(iio.imread(url, dataset="data"), vol)
+    assert iio.immeta(url, dataset="data")["note"] == "x"
+    bad = url.replace("p.zarr", "q.zarr")
+    with pytest.raises(_Boom):
+        with iio.imopen(bad, "w") as f:
+            f.write(vol, ome=False)
+            raise _Boom()
+    with pytest.raises(FileNotFoundError):
+        iio.imread(bad)

@@ -30,8 +30,9 @@ level (``"mean"`` of 2 x 2 (x 2) blocks, or ``"stride"``), with ``scale``
 transformations that double accordingly.  ``ome=False`` writes one plain Zarr
 v3 array.  ``append(frame, ...)`` (v2 ``get_writer().append_data``, and
 ``imwrite`` of a dask array) grows the first axis one shard row at a time; every
-pyramid level is built from the rows as they are flushed, so the volume is never
-held in memory (peak: about one shard row of level 0 plus its downsampled rows).
+pyramid level is built blockwise from the shard tiles as they are written, so the
+volume is never held in memory (peak: one preallocated shard row per level, each
+coarser one 2^d times smaller, plus the shard zarr is encoding).
 
 Local writes go into a temporary folder beside the target, renamed into place
 when the write succeeded.  Remote writes (object stores cannot rename) go
@@ -802,14 +803,22 @@ class ZarrPlugin(PluginV3):
         if method not in ("mean", "stride"):
             raise ValueError(f"downsample must be 'mean' or 'stride', not {method!r}")
         if kw.get("ome", True) is False:
-            root = zarr.open_group(store, mode="w", zarr_format=3)
             chunks = kw.get("chunks") or tuple(max(1, min(s or 64, 256)) for s in shape)
-            arr = root.create_array("data", shape=shape, dtype=dtype, chunks=chunks,
-                                    shards=kw.get("shards") or None,
-                                    compressors=_compressors(kw.get("compression", "zstd"),
-                                                             kw.get("compression_level")))
-            if kw.get("metadata"):
-                root.attrs.update(dict(kw["metadata"]))
+            spec = dict(shape=shape, dtype=dtype, chunks=chunks, shards=kw.get("shards") or None,
+                        compressors=_compressors(kw.get("compression", "zstd"),
+                                                 kw.get("compression_level")))
+            attrs = dict(kw.get("metadata") or {})
+            if self._tmp_dir is None:  # remote: the root group last, as for OME-Zarr
+                _clear_store(store)
+                arr = zarr.create_array(store=_substore(store, "data"), **spec)
+                self._write_root = lambda: zarr.create_group(
+                    store=store, zarr_format=3, attributes=attrs, overwrite=False)
+                self._remote_store = store
+            else:
+                root = zarr.open_group(store, mode="w", zarr_format=3)
+                arr = root.create_array("data", **spec)
+                if attrs:
+                    root.attrs.update(attrs)
             arrays, factors, levels = [arr], (1,) * len(shape), 1
         else:
             axes = _check_axes(kw.get("axes"), len(shape), where, shape)
