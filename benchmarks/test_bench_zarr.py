@@ -4,10 +4,11 @@ Side by side in one process, on the same generated data:
 
 * "tiff -> ome-zarr 3 levels": ``imgio.convert.convert(tif, out, levels=3)``
   (streams shard rows, mean pyramid of z, y, x) against ngff-zarr
-  (``to_ngff_image`` + ``to_multiscales(scale_factors=[2, 4])`` +
-  ``to_ngff_zarr``) and ome-zarr-py (``write_image(..., scale_factors=(2, 4))``,
-  which halves y and x only), both given the array read by tifffile (they take
-  arrays, not files; the read is timed with them).  Peak memory from one extra
+  (``to_ngff_image`` + ``to_multiscales(scale_factors=[2, 4], method=DASK_BIN_SHRINK)``
+  (a mean) + ``to_ngff_zarr``) and ome-zarr-py (``write_image`` with z, y and x
+  halved per level, its default resize), all three writing the same chunks,
+  shards and zstd level 3; the peers are given the array read by tifffile (they
+  take arrays, not files; the read is timed with them).  Peak memory from one extra
   call (tracemalloc: NumPy's buffers, not those of C codecs);
 * "s3 box read": one box of an OME-Zarr on a moto S3 server on 127.0.0.1, with
   imgio (``imopen(url).read_region(box)``, open included) against zarr-python
@@ -70,12 +71,29 @@ def _fresh(path):
 
 
 # -- TIFF -> OME-Zarr -------------------------------------------------------------------------
+# the layout every implementation writes (as benchmarks/bench_ngff.py)
+CHUNKS = (64, 128, 128) if FULL else (32, 64, 64)
+SHARDS = (64, 512, 512) if FULL else (32, 128, 128)
+
+
+def _level_shape(out, k: int) -> tuple:
+    """Shape of level ``k`` of an OME-Zarr, found through its multiscales metadata."""
+    g = zarr.open_group(str(out), mode="r")
+    ms = (g.attrs.get("ome") or g.attrs)["multiscales"][0]
+    return tuple(g[ms["datasets"][k]["path"]].shape)
+
+
+def _zstd():
+    from zarr.codecs import ZstdCodec
+    return [ZstdCodec(level=3)]
+
+
 @pytest.mark.benchmark(group=TGROUP)
 def test_imgio_tiff_to_omezarr(benchmark, record_peak, tiff_src, tmp_path):
     out = tmp_path / "i.ome.zarr"
 
     def run():
-        convert(tiff_src, out, levels=3)
+        convert(tiff_src, out, levels=3, chunks=CHUNKS, shards=SHARDS, compression="zstd")
     benchmark.pedantic(run, setup=lambda: _fresh(out), rounds=3)
     _fresh(out)
     record_peak(run)
@@ -90,16 +108,19 @@ def test_ngffzarr_tiff_to_omezarr(benchmark, record_peak, tiff_src, tmp_path):
     def run():
         data = tifffile.imread(tiff_src)
         image = ngff_zarr.to_ngff_image(data, dims=("z", "y", "x"))
-        ms = ngff_zarr.to_multiscales(image, scale_factors=[2, 4])
-        ngff_zarr.to_ngff_zarr(str(out), ms, version="0.5")
+        ms = ngff_zarr.to_multiscales(image, scale_factors=[2, 4], chunks=CHUNKS,
+                                      method=ngff_zarr.Methods.DASK_BIN_SHRINK)
+        ngff_zarr.to_ngff_zarr(str(out), ms, version="0.5", compressors=_zstd(),
+                               chunks_per_shard=tuple(s // c for s, c in zip(SHARDS, CHUNKS)))
     benchmark.pedantic(run, setup=lambda: _fresh(out), rounds=3)
     _fresh(out)
     record_peak(run)
-    assert os.path.exists(out / "zarr.json")
+    assert _level_shape(out, 2) == tuple(-(-s // 4) for s in VOLUME)
 
 
 @pytest.mark.benchmark(group=TGROUP)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_omezarrpy_tiff_to_omezarr(benchmark, record_peak, tiff_src, tmp_path):
     from ome_zarr.writer import write_image
     out = tmp_path / "o.ome.zarr"
@@ -107,11 +128,14 @@ def test_omezarrpy_tiff_to_omezarr(benchmark, record_peak, tiff_src, tmp_path):
     def run():
         data = tifffile.imread(tiff_src)
         root = zarr.open_group(str(out), mode="w", zarr_format=3)
-        write_image(data, root, axes="zyx", scale_factors=(2, 4))
+        write_image(data, root, axes="zyx",
+                    scale_factors=[{"z": 2, "y": 2, "x": 2}, {"z": 4, "y": 4, "x": 4}],
+                    storage_options={"chunks": CHUNKS, "shards": SHARDS,
+                                     "compressor": _zstd()})
     benchmark.pedantic(run, setup=lambda: _fresh(out), rounds=3)
     _fresh(out)
     record_peak(run)
-    assert os.path.exists(out / "zarr.json")
+    assert _level_shape(out, 2) == tuple(-(-s // 4) for s in VOLUME)
 
 
 # -- S3 box read ------------------------------------------------------------------------------
@@ -136,7 +160,7 @@ def s3_store():
     # streamed frame by frame (the full-size store is 4 GiB: never in memory)
     with iio.imopen(url, "w", storage_options=options) as f:
         for i in range(z):
-            f.append(_plane(i, y, x), levels=1)
+            f.append(_plane(i, y, x), levels=1, chunks=CHUNKS, shards=SHARDS)
     try:
         yield url, options
     finally:
@@ -166,7 +190,7 @@ def test_imgio_s3_box(benchmark, s3_store):
     def run():
         with iio.imopen(url, "r", storage_options=options) as f:
             return f.read_region(box)
-    got = benchmark(run)
+    got = benchmark.pedantic(run, warmup_rounds=2, rounds=9)  # warm: connections, moto
     np.testing.assert_array_equal(got, _expected(box))
 
 
@@ -179,7 +203,7 @@ def test_zarr_s3_box(benchmark, s3_store):
     def run():
         store = FsspecStore.from_url(url, storage_options=options, read_only=True)
         return zarr.open_array(store=store, path="0", mode="r", zarr_format=3)[box]
-    got = benchmark(run)
+    got = benchmark.pedantic(run, warmup_rounds=2, rounds=9)
     np.testing.assert_array_equal(got, _expected(box))
 
 

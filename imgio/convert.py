@@ -4,15 +4,21 @@
 HDF5 incl. BigDataViewer/Imaris, any format imgio reads) lazily, one shard row
 at a time, and writes an NGFF 0.5 pyramid, keeping axes, spacing and units.
 
-* ``scheduler=None``: in this process; each shard row of level 0 is read,
-  written and downsampled into the next level's buffer (the volume is never in
-  memory: about one shard row of level 0 plus its downsampled rows).
+* ``scheduler=None``: in this process; level 0 is read and written one shard
+  tile at a time, each tile downsampled straight into the next level's shard-row
+  buffer (the volume is never in memory: one shard tile of level 0 being
+  encoded, plus one shard row of each level above, 2^d times smaller each).
 * ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``): on a dask
   cluster.  The driver creates the store and its metadata; then, level by
   level, every task reads one shard row (level 0 from the source, level ``k``
   from level ``k - 1`` in the store) and writes it.  Tasks write disjoint shard
   rows, so no shard is written twice.  The workers must see the source path
   and the destination (a shared file system, or an ``s3://`` store).
+
+A local destination is written into a temporary folder renamed into place at
+the end; a remote one (object stores cannot rename) gets its root ``zarr.json``
+(group and multiscales metadata) last, and a failed conversion removes what it
+wrote, so a half-written store is never a readable image.
 
 The result is the same bits either way.  Other destinations are
 :func:`imgio.cli.convert`'s (frame by frame, one machine).
@@ -86,39 +92,32 @@ def _read_rows(src, read_kw, perm, shape_out, a: int, b: int, arr=None) -> np.nd
         else data
 
 
-def _tiles_align(arr, factors) -> bool:
-    """Whether shard tiles across a row start on multiples of the downsampling factors
-    (then a row can be read, written and downsampled one shard tile at a time)."""
-    tile = (arr.shards or arr.chunks)[1:]
-    return all(t % f == 0 for t, f in zip(tile, factors[1:]))
-
-
-def _convert_row_by_tiles(source, perm, arr0, nxt, factors, method, a, b) -> None:
-    """Level-0 rows ``a:b`` read and written one shard tile at a time (the row never
-    exists whole); their downsampled tiles are assembled into the next level's row."""
-    from .plugins.zarr import downsample as shrink
-    shape = tuple(arr0.shape[1:])
-    tile = tuple(int(t) for t in (arr0.shards or arr0.chunks)[1:])
-    low = None
-    if nxt is not None:
-        low = np.empty((-(-(b - a) // factors[0]),) + tuple(
-            -(-n // f) for n, f in zip(shape, factors[1:])), arr0.dtype)
+def _tile_reader(source, perm, a: int, b: int):
+    """``read_tile(box)``: output rows ``a:b`` within ``box`` (NGFF order) from the source."""
     identity = perm == tuple(range(len(perm)))
-    for corner in np.ndindex(*[-(-n // t) for n, t in zip(shape, tile)]):
-        box = tuple(slice(c * t, min((c + 1) * t, n)) for c, t, n in zip(corner, tile, shape))
+
+    def read(rows: slice, box):
         src_box = [None] * len(perm)
-        for i, sl in enumerate((slice(a, b),) + box):
+        for i, sl in enumerate((rows,) + tuple(box)):
             src_box[perm[i]] = sl
         data = np.asarray(source[tuple(src_box)])
-        if not identity:
-            data = np.ascontiguousarray(np.transpose(data, perm))
-        arr0[(slice(a, b),) + box] = data
-        if low is not None:
-            small = shrink(data, factors, method)
-            low[(slice(None),) + tuple(slice(sl.start // f, sl.start // f + m) for sl, f, m in
-                                       zip(box, factors[1:], small.shape[1:]))] = small
-    if nxt is not None:
-        nxt.push(low)
+        return data if identity else np.transpose(data, perm)
+
+    def read_tile(box):
+        plane = int(np.prod([s.stop - s.start for s in box])) * source.dtype.itemsize
+        step = max(1, _SLAB_BYTES // max(1, plane))
+        if step >= b - a:
+            return np.ascontiguousarray(read(slice(a, b), box))
+        # in slabs of a few MiB: a memory-mapped source maps in only a slab's pages at once
+        out = np.empty((b - a,) + tuple(s.stop - s.start for s in box), source.dtype)
+        for r in range(a, b, step):
+            out[r - a:min(r + step, b) - a] = read(slice(r, min(r + step, b)), box)
+        return out
+    return read_tile
+
+
+#: bytes read from the source at once within a shard tile
+_SLAB_BYTES = 8 << 20
 
 
 def _store(root: str, storage_options, read_only=False):
@@ -227,10 +226,11 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         root = tempfile.mkdtemp(prefix=f".{name}.", suffix=".imgio-partial", dir=directory)
     ok = False
     try:
-        arrays, factors = create_ngff(
+        made = create_ngff(
             _store(root, storage_options), shape, props.dtype, axes=axes, spacing=spacing,
             units=units, levels=levels, chunks=chunks, shards=shards, compression=compression,
-            method=downsample, where=str(dst))
+            method=downsample, where=str(dst), root_last=remote)
+        arrays, factors = made[:2]
         units_per_level = [int((a.shards or a.chunks)[0]) for a in arrays]
         plan = [[(a, min(a + u, arr.shape[0])) for a in range(0, arr.shape[0], u)]
                 for arr, u in zip(arrays, units_per_level)]
@@ -242,15 +242,12 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                 writer = None
                 for arr in reversed(arrays):
                     writer = LevelWriter(arr, factors, downsample, writer, grow=False)
-                tiled = _tiles_align(arrays[0], factors)
-                for a, b in plan[0]:
-                    if tiled:
-                        _convert_row_by_tiles(source, perm, arrays[0], writer.next, factors,
-                                              downsample, a, b)
-                    else:
-                        writer.push(_read_rows(src, read_kw, perm, shape, a, b, arr=source))
-                    done += 1
-                    report(done)
+                step = writer.unit  # whole shard rows, an even number of frames
+                for a in range(0, shape[0], step):  # one shard tile read and written at a time
+                    b = min(a + step, shape[0])
+                    writer.write_row_by_tiles(b - a, _tile_reader(source, perm, a, b))
+                    done += -(-(b - a) // units_per_level[0])
+                    report(min(done, len(plan[0])))
                 writer.finish()
                 done = total
                 report(done)
@@ -274,8 +271,13 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                 finally:
                     if own:
                         client.close()
+        if remote:
+            made[2]()  # the root zarr.json last: only now is the store an image
         ok = True
     finally:
+        if remote and not ok:
+            from .plugins.zarr import discard_store
+            discard_store(_store(root, storage_options))
         if not remote:
             if ok:
                 old = None

@@ -165,3 +165,25 @@ def test_in_process_tiles_match_eager(tmp_path, chunks, shards):
     _assert_levels_equal(tmp_path / "t.ome.zarr", tmp_path / "e.ome.zarr", 3)
     meta = iio.immeta(tmp_path / "t.ome.zarr")
     assert meta["chunks"] == chunks and meta["shards"] == (None if shards is False else shards)
+
+
+def test_in_process_convert_never_holds_a_level0_row(tmp_path):
+    """convert reads and writes level 0 one shard tile at a time: its peak (NumPy's
+    allocations) stays well under two shard rows of level 0."""
+    import tracemalloc
+    vol = _vol((64, 512, 512), seed=3)  # 32 MiB; a shard row (16 planes) is 8 MiB
+    tifffile.imwrite(tmp_path / "big.tif", vol)
+    del vol
+    row = 16 * 512 * 512 * 2
+    tracemalloc.start()
+    try:
+        convert(tmp_path / "big.tif", tmp_path / "b.ome.zarr", levels=3,
+                chunks=(16, 128, 128), shards=(16, 256, 256))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 1.2 rows measured (tiles, the coarser levels' row buffers, zarr's encoding, the
+    # source's parsed IFDs); a whole level-0 row read at once adds a row on top
+    assert peak < 1.5 * row, (peak, row)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "b.ome.zarr", level=0)[5],
+                                  tifffile.imread(tmp_path / "big.tif", key=5))

@@ -359,3 +359,247 @@ def test_local_file_url_stays_local(tmp_path):
     vol = _vol((5, 10, 12))
     tifffile.imwrite(tmp_path / "l.tif", vol)
     np.testing.assert_array_equal(iio.imread(f"file://{tmp_path}/l.tif"), vol)
+
+
+# -- v2 with storage_options= ---------------------------------------------------------------
+def test_v2_storage_options_read_and_write(s3, tmp_path):
+    import imgio.v2 as imageio
+    options, fs = s3
+    vol = _vol((6, 40, 30))
+    tif = _key("v2.tif")
+    imageio.volwrite(tif, vol, storage_options=options)
+    assert fs.exists(tif)
+    np.testing.assert_array_equal(imageio.volread(tif, storage_options=options), vol)
+    local = tmp_path / "v2.tif"
+    imageio.volwrite(local, vol)  # the URL reads as the same file on disk does
+    np.testing.assert_array_equal(imageio.imread(tif, storage_options=options),
+                                  imageio.imread(local))
+    frames = imageio.mimread(tif, storage_options=options)
+    assert [f.shape for f in frames] == [f.shape for f in imageio.mimread(local)]
+    with imageio.get_reader(tif, storage_options=options) as r, imageio.get_reader(local) as q:
+        assert len(r) == len(q)
+        np.testing.assert_array_equal(r.get_data(len(r) - 1), q.get_data(len(q) - 1))
+    png = _key("v2.png")
+    imageio.imwrite(png, vol[0].astype(np.uint8), storage_options=options)
+    np.testing.assert_array_equal(imageio.imread(png, storage_options=options),
+                                  vol[0].astype(np.uint8))
+    ome = _key("v2.ome.zarr")
+    with imageio.get_writer(ome, storage_options=options) as w:
+        for frame in vol:
+            w.append_data(frame)
+    np.testing.assert_array_equal(imageio.volread(ome, storage_options=options), vol)
+
+
+# -- lazy and to_dask on URLs: only what is indexed is fetched --------------------------------
+class _CountS3:
+    """Counts the objects s3fs fetches (zarr's chunk and metadata reads)."""
+
+    def __init__(self, monkeypatch):
+        import s3fs
+        self.keys = []
+        orig = s3fs.S3FileSystem._cat_file
+
+        async def counted(fs, path, *args, **kwargs):
+            self.keys.append(path)
+            return await orig(fs, path, *args, **kwargs)
+        monkeypatch.setattr(s3fs.S3FileSystem, "_cat_file", counted)
+
+
+def test_lazy_and_to_dask_on_s3_read_only_the_chunks_indexed(s3, monkeypatch):
+    import imgio
+    options, _ = s3
+    vol = _vol((32, 128, 128))
+    url = _key("lazy.ome.zarr")
+    iio.imwrite(url, vol, levels=1, chunks=(8, 32, 32), shards=False, storage_options=options)
+    count = _CountS3(monkeypatch)
+    arr = imgio.lazy(url, storage_options=options)
+    assert arr.shape == vol.shape and arr.native_blocks == (8, 32, 32)
+    opened = len(count.keys)
+    count.keys.clear()
+    np.testing.assert_array_equal(arr[3:5, 40:60, 0:20], vol[3:5, 40:60, 0:20])
+    chunks = [k for k in count.keys if not k.endswith(".json")]
+    assert len(chunks) == 1, count.keys  # one 8 x 32 x 32 chunk of 64
+    assert opened <= 4, opened
+    d = imgio.to_dask(url, chunks=(8, 32, 32), storage_options=options)
+    count.keys.clear()
+    np.testing.assert_array_equal(d[8:16, 32:64].compute(), vol[8:16, 32:64])
+    chunks = [k for k in count.keys if not k.endswith(".json")]
+    assert len(set(chunks)) == 4, chunks  # one chunk row of 4 chunks across X
+    np.testing.assert_array_equal(d.mean(axis=0).compute(), vol.mean(axis=0))
+
+
+def test_lazy_tiff_on_s3_and_memory(s3):
+    import imgio
+    options, fs = s3
+    vol = _vol((20, 64, 48))
+    url = _key("lazy.tif")
+    iio.imwrite(url, vol, storage_options=options)
+    arr = imgio.lazy(url, storage_options=options)
+    np.testing.assert_array_equal(arr[7:9, 10:20], vol[7:9, 10:20])
+    np.testing.assert_array_equal(imgio.to_dask(url, storage_options=options).compute(), vol)
+    base = f"memory://imgio-{uuid.uuid4().hex}"
+    for name in ("m.tif", "m.ome.zarr"):
+        iio.imwrite(f"{base}/{name}", vol)
+        arr = imgio.lazy(f"{base}/{name}")
+        np.testing.assert_array_equal(arr[3], vol[3])
+        np.testing.assert_array_equal(imgio.to_dask(f"{base}/{name}")[::5].compute(), vol[::5])
+
+
+def test_lazy_http_tiff_fetches_only_the_pages_indexed(http_root):
+    import imgio
+    base, folder, handler = http_root
+    vol = np.random.default_rng(5).integers(0, 60000, (64, 256, 256)).astype(np.uint16)
+    tifffile.imwrite(folder / "lazy.tif", vol)  # 8 MiB of noise: nothing compresses
+    size = os.path.getsize(folder / "lazy.tif")
+    handler.sent = 0
+    arr = imgio.lazy(f"{base}/lazy.tif")
+    assert arr.shape == vol.shape
+    np.testing.assert_array_equal(arr[30:34], vol[30:34])
+    assert handler.sent < size / 4, (handler.sent, size)  # 4 pages of 64 are 1/16
+    handler.sent = 0  # dask reads whole chunks: one page each here
+    d = imgio.to_dask(f"{base}/lazy.tif", chunks=(1, 256, 256))
+    np.testing.assert_array_equal(d[50].compute(), vol[50])
+    assert handler.sent < size / 4, (handler.sent, size)
+
+
+def test_lazy_http_ome_zarr_fetches_only_the_chunks_indexed(http_root):
+    import imgio
+    base, folder, handler = http_root
+    vol = np.random.default_rng(6).integers(0, 60000, (32, 128, 128)).astype(np.uint16)
+    iio.imwrite(folder / "l.ome.zarr", vol, levels=1, chunks=(8, 64, 64), shards=False,
+                compression=None)
+    handler.sent = 0
+    arr = imgio.lazy(f"{base}/l.ome.zarr")
+    np.testing.assert_array_equal(arr[0:8, 0:64, 0:64], vol[0:8, 0:64, 0:64])
+    assert handler.sent < 8 * 64 * 64 * 2 + 20000, handler.sent  # one chunk and metadata
+
+
+# -- remote writes: a failed write leaves no readable image -----------------------------------
+class _Boom(Exception):
+    pass
+
+
+def test_s3_failed_zarr_write_leaves_no_image(s3):
+    options, fs = s3
+    vol = _vol((16, 64, 64))
+    url = _key("fail.ome.zarr")
+    with pytest.raises(_Boom):
+        with iio.imopen(url, "w", storage_options=options) as f:
+            for i, frame in enumerate(vol):
+                f.append(frame, chunks=(4, 32, 32), levels=2)
+                if i == 9:  # two shard rows are on S3 already
+                    raise _Boom()
+    assert not fs.exists(url + "/zarr.json")
+    assert not fs.find(url), fs.find(url)  # what it wrote was removed
+    with pytest.raises(FileNotFoundError):
+        iio.imread(url, storage_options=options)
+
+
+def test_s3_interrupted_zarr_write_is_no_image(s3, monkeypatch):
+    """A writer that dies without cleaning up (here: cleanup disabled) leaves level arrays
+    but no root zarr.json: no Zarr group, no image, for imgio or zarr-python."""
+    import zarr
+    from zarr.storage import FsspecStore
+    from imgio.plugins import zarr as zplugin
+    options, fs = s3
+    monkeypatch.setattr(zplugin, "discard_store", lambda store: None)
+    url = _key("died.ome.zarr")
+    with pytest.raises(_Boom):
+        with iio.imopen(url, "w", storage_options=options) as f:
+            for i, frame in enumerate(_vol((16, 64, 64))):
+                f.append(frame, chunks=(4, 32, 32), levels=2)
+                if i == 9:
+                    raise _Boom()
+    assert fs.exists(url + "/0/zarr.json") and not fs.exists(url + "/zarr.json")
+    with pytest.raises(FileNotFoundError):
+        iio.imread(url, storage_options=options)
+    store = FsspecStore.from_url(url, storage_options=options, read_only=True)
+    with pytest.raises(Exception, match="(?i)not found|no group"):
+        zarr.open_group(store, mode="r", zarr_format=3)
+
+
+def test_s3_failed_overwrite_removes_the_old_image_first(s3):
+    options, fs = s3
+    url = _key("over.ome.zarr")
+    iio.imwrite(url, _vol((8, 32, 32)), storage_options=options)
+    with pytest.raises(_Boom):
+        with iio.imopen(url, "w", storage_options=options) as f:
+            f.append(_vol((1, 32, 32))[0])
+            raise _Boom()
+    with pytest.raises(FileNotFoundError):  # neither the old image nor a mix of both
+        iio.imread(url, storage_options=options)
+
+
+def test_memory_failed_zarr_write_leaves_no_image():
+    url = f"memory://imgio-{uuid.uuid4().hex}/f.ome.zarr"
+    with pytest.raises(_Boom):
+        with iio.imopen(url, "w") as f:
+            f.append(_vol((1, 32, 32))[0], chunks=(1, 16, 16))
+            f.append(_vol((1, 32, 32))[0])
+            raise _Boom()
+    with pytest.raises(FileNotFoundError):
+        iio.imread(url)
+    iio.imwrite(url, _vol((4, 32, 32)))  # and the target is free for a new write
+    np.testing.assert_array_equal(iio.imread(url), _vol((4, 32, 32)))
+
+
+def test_s3_failed_tiff_write_uploads_nothing(s3, monkeypatch):
+    options, fs = s3
+    url = _key("fail.tif")
+    with pytest.raises(_Boom):
+        with iio.imopen(url, "w", storage_options=options) as f:
+            f.write(_vol((4, 32, 32)))
+            raise _Boom()
+    assert not fs.exists(url)
+    import fsspec
+    writer_fs = fsspec.core.url_to_fs(url, **options)[0]  # the (cached) instance imgio uses
+
+    def broken_put(*args, **kwargs):
+        raise ConnectionError("upload cut")
+    monkeypatch.setattr(writer_fs, "put_file", broken_put)
+    from imgio.errors import WriteError
+    with pytest.raises(WriteError, match="fail.tif: upload cut"):
+        iio.imwrite(url, _vol((4, 32, 32)), storage_options=options)
+    assert not fs.exists(url)
+
+
+def test_s3_failed_convert_leaves_no_image(s3, tmp_path, monkeypatch):
+    from imgio import convert as conv
+    options, fs = s3
+    vol = _vol((40, 64, 48))
+    tifffile.imwrite(tmp_path / "s.tif", vol)
+    url = _key("cfail.ome.zarr")
+    calls = []
+    real = conv._tile_reader
+
+    def failing(source, perm, a, b):
+        read = real(source, perm, a, b)
+
+        def tile(box):
+            calls.append(a)
+            if a > 0:
+                raise _Boom()
+            return read(box)
+        return tile
+    monkeypatch.setattr(conv, "_tile_reader", failing)
+    with pytest.raises(_Boom):
+        conv.convert(tmp_path / "s.tif", url, levels=2, chunks=(8, 32, 32),
+                     storage_options=options)
+    assert calls and not fs.find(url)
+    with pytest.raises(FileNotFoundError):
+        iio.imread(url, storage_options=options)
+
+
+def test_memory_plain_zarr_write_root_last():
+    url = f"memory://imgio-{uuid.uuid4().hex}/p.zarr"
+    vol = _vol((4, 32, 32))
+    iio.imwrite(url, vol, ome=False, metadata={"note": "x"})
+    np.testing.assert_array_equal(iio.imread(url, dataset="data"), vol)
+    assert iio.immeta(url, dataset="data")["note"] == "x"
+    bad = url.replace("p.zarr", "q.zarr")
+    with pytest.raises(_Boom):
+        with iio.imopen(bad, "w") as f:
+            f.write(vol, ome=False)
+            raise _Boom()
+    with pytest.raises(FileNotFoundError):
+        iio.imread(bad)

@@ -47,7 +47,9 @@ def from_plugin(plugin, index: Any = None, **selection) -> "LazyArray":
     """
     plugin._check_open()
     request = plugin.request
-    if request.kind not in ("path", "dir", "glob") or not request.path:
+    url = getattr(request, "url", None)  # an fsspec URL: reopened by URL in each task
+    where = {"storage_options": request.storage_options} if url else {}
+    if url is None and (request.kind not in ("path", "dir", "glob") or not request.path):
         raise FormatError(
             f"Cannot read {request.filename} lazily: lazy reading and to_dask reopen the "
             "file in each task, so they need a file on disk, not bytes or a file object. "
@@ -63,13 +65,14 @@ def from_plugin(plugin, index: Any = None, **selection) -> "LazyArray":
         children = []
         for i in range(props.n_images):
             p = plugin.properties(index=i, **selection)
-            children.append(PluginSource(request.path, plugin.name, i, selection, p.shape,
-                                         p.dtype, native=plugin.chunks(index=i, **selection)))
+            children.append(PluginSource(url or request.path, plugin.name, i, selection,
+                                         p.shape, p.dtype,
+                                         native=plugin.chunks(index=i, **selection), **where))
         source = StackSource(children)
         if source.shape == tuple(props.shape):
             return LazyArray(source, axes=props.axes)
-    source = PluginSource(request.path, plugin.name, index, selection, props.shape,
-                          props.dtype, axes=props.axes, native=native)
+    source = PluginSource(url or request.path, plugin.name, index, selection, props.shape,
+                          props.dtype, axes=props.axes, native=native, **where)
     return LazyArray(source, axes=props.axes)
 
 

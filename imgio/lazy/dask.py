@@ -14,7 +14,8 @@ from .array import LazyArray, from_plugin, import_dask_array
 __all__ = ["lazy", "to_dask", "plugin_to_dask", "write_dask"]
 
 
-def lazy(uri, *, index: Any = None, plugin=None, extension=None, **selection) -> LazyArray:
+def lazy(uri, *, index: Any = None, plugin=None, extension=None, storage_options=None,
+         **selection) -> LazyArray:
     """Open an ndimage lazily: a :class:`~imgio.lazy.LazyArray` that reads only what is indexed.
 
     Parameters
@@ -25,6 +26,9 @@ def lazy(uri, *, index: Any = None, plugin=None, extension=None, **selection) ->
         As for :func:`imgio.v3.imread`.
     plugin, extension
         Choose the plugin, as for :func:`imgio.v3.imopen`.
+    storage_options : dict, optional
+        For an fsspec URL (``s3://``, ``http(s)://``, ``memory://`` ...): passed to fsspec
+        (credentials, ``endpoint_url``); each read fetches only the bytes it needs.
     **selection
         Selection keywords of the plugin (``series=``, ``level=``, ``page=`` for
         TIFF; ``dataset=``, ``level=``, ``setup=`` for HDF5); a keyword the
@@ -35,7 +39,8 @@ def lazy(uri, *, index: Any = None, plugin=None, extension=None, **selection) ->
     LazyArray
         ``np.asarray(lazy(uri, **kw))`` equals ``imread(uri, **kw)``.
     """
-    with imopen(uri, "r", plugin=plugin, extension=extension) as f:
+    remote = {"storage_options": storage_options} if storage_options else {}
+    with imopen(uri, "r", plugin=plugin, extension=extension, **remote) as f:
         return from_plugin(f, index, **selection)
 
 
@@ -58,7 +63,7 @@ def plugin_to_dask(plugin, *, index: Any = None, chunks: Any = "native", **selec
 
 
 def to_dask(uri, *, index: Any = None, chunks: Any = "native", plugin=None, extension=None,
-            **selection):
+            storage_options=None, **selection):
     """Open an ndimage as a lazy ``dask.array.Array``.
 
     Parameters
@@ -80,7 +85,8 @@ def to_dask(uri, *, index: Any = None, chunks: Any = "native", plugin=None, exte
         dask is not installed (``pip install imgio[dask]``).
     """
     import_dask_array()
-    return lazy(uri, index=index, plugin=plugin, extension=extension, **selection).to_dask(chunks)
+    return lazy(uri, index=index, plugin=plugin, extension=extension,
+                storage_options=storage_options, **selection).to_dask(chunks)
 
 
 ARRAY_ADAPTERS["dask"] = plugin_to_dask

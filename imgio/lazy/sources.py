@@ -174,8 +174,10 @@ class PluginSource:
     """
 
     def __init__(self, uri: str, plugin: str, index: Any, selection: dict, shape, dtype,
-                 axes: str | None = None, native: tuple | None = None):
+                 axes: str | None = None, native: tuple | None = None,
+                 storage_options: dict | None = None):
         self.path = os.fspath(uri)
+        self.storage_options = storage_options  # for an fsspec URL
         self.plugin = plugin
         self.index = index
         self.selection = dict(selection)
@@ -187,10 +189,11 @@ class PluginSource:
         self.stamp = _stamp(self.path)
 
     def handle_key(self) -> tuple:
-        return (self.plugin, self.path, _stamp(self.path))
+        return (self.plugin, self.path, _stamp(self.path), repr(self.storage_options))
 
     def token(self) -> tuple:
-        return ("plugin", self.plugin, self.path, self.stamp, repr(self.index),
+        return ("plugin", self.plugin, self.path, self.stamp, repr(self.storage_options),
+                repr(self.index),
                 tuple(sorted((k, repr(v)) for k, v in self.selection.items())),
                 self.shape, self.dtype.str)
 
@@ -203,7 +206,8 @@ class PluginSource:
         return text
 
     def open(self):
-        plugin = imopen(self.path, "r", plugin=self.plugin)
+        remote = {"storage_options": self.storage_options} if self.storage_options else {}
+        plugin = imopen(self.path, "r", plugin=self.plugin, **remote)
         try:
             props = plugin.properties(index=self.index, **self.selection)
         except NotImplementedError:  # nothing to compare: read_box checks each region

@@ -30,11 +30,15 @@ level (``"mean"`` of 2 x 2 (x 2) blocks, or ``"stride"``), with ``scale``
 transformations that double accordingly.  ``ome=False`` writes one plain Zarr
 v3 array.  ``append(frame, ...)`` (v2 ``get_writer().append_data``, and
 ``imwrite`` of a dask array) grows the first axis one shard row at a time; every
-pyramid level is built from the rows as they are flushed, so the volume is never
-held in memory (peak: about one shard row of level 0 plus its downsampled rows).
+pyramid level is built blockwise from the shard tiles as they are written, so the
+volume is never held in memory (peak: one preallocated shard row per level, each
+coarser one 2^d times smaller, plus the shard zarr is encoding).
 
 Local writes go into a temporary folder beside the target, renamed into place
-when the write succeeded; remote writes go straight to the store.
+when the write succeeded.  Remote writes (object stores cannot rename) go
+straight to the store, each level an array of its own, and the root
+``zarr.json`` (the group and its multiscales metadata) is written last: until it
+is, the store is no Zarr group and no image; a failed write removes what it wrote.
 """
 from __future__ import annotations
 
@@ -233,10 +237,15 @@ def downsample(block: np.ndarray, factors, method: str = "mean") -> np.ndarray:
 def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, levels=None,
                 chunks=None, shards=None, compression="zstd", compression_level=None,
                 name=None, metadata=None, method: str = "mean",
-                where: str = "") -> tuple[list, list]:
+                where: str = "", root_last: bool = False):
     """Create an NGFF 0.5 group with ``levels`` empty arrays; ``(arrays, factors)``.
 
     ``shape[0]`` may be 0 for a streaming write (the arrays grow along axis 0).
+    ``root_last=True`` (object stores, which cannot rename a finished store into
+    place): the root ``zarr.json``, which makes the store a group and holds the
+    multiscales metadata, is not written; ``(arrays, factors, write_root)`` is
+    returned and ``write_root()`` writes it once every level is complete, so a
+    store whose write stopped half-way is no Zarr group and no image.
     """
     shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
@@ -268,7 +277,11 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     if len(base_chunks) != len(shape):
         raise ShapeError(f"{where}: chunks {base_chunks} has {len(base_chunks)} values for "
                          f"{len(shape)} axes")
-    root = zarr.open_group(store, mode="w", zarr_format=3)
+    if root_last:
+        _clear_store(store)
+        root = None
+    else:
+        root = zarr.open_group(store, mode="w", zarr_format=3)
     compressors = _compressors(compression, compression_level)
     arrays, datasets = [], []
     lshape = shape
@@ -289,9 +302,12 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
             sh = tuple(c * max(1, -(-min(s, n or s) // c)) for c, s, n in zip(ch, sh0, lshape))
             if sh == ch:
                 sh = None
-        arr = root.create_array(
-            str(k), shape=lshape, dtype=dtype, chunks=ch, shards=sh,
-            compressors=compressors, dimension_names=names, fill_value=0)
+        spec = dict(shape=lshape, dtype=dtype, chunks=ch, shards=sh, compressors=compressors,
+                    dimension_names=names, fill_value=0)
+        if root is None:  # an array at the root of its own sub-store: no parent group
+            arr = zarr.create_array(store=_substore(store, str(k)), **spec)
+        else:
+            arr = root.create_array(str(k), **spec)
         arrays.append(arr)
         scale = [s * (f ** k) for s, f in zip(spacing, factors)]
         datasets.append({"path": str(k), "coordinateTransformations": [
@@ -310,8 +326,39 @@ def create_ngff(store, shape, dtype, *, axes: str, spacing=None, units=None, lev
     attrs = {"ome": {"version": "0.5", "multiscales": [multiscale]}}
     if metadata:
         attrs.update({k: v for k, v in metadata.items() if k != "ome"})
+    if root is None:
+        def write_root():
+            zarr.create_group(store=store, zarr_format=3, attributes=attrs, overwrite=False)
+        return arrays, factors, write_root
     root.attrs.update(attrs)
     return arrays, factors
+
+
+def _substore(store, key: str):
+    """The store of ``key`` inside ``store`` (its root is the key)."""
+    from zarr.storage import FsspecStore, LocalStore
+    if isinstance(store, FsspecStore):
+        return FsspecStore(store.fs, path=f"{store.path.rstrip('/')}/{key}", read_only=False)
+    if isinstance(store, LocalStore):
+        return LocalStore(os.path.join(str(store.root), key), read_only=False)
+    raise TypeError(f"cannot write a deferred root into a {type(store).__name__}")
+
+
+def _clear_store(store) -> None:
+    """Empty a store before a write: the root ``zarr.json`` first (so that an old image
+    stops being one at once), then everything else."""
+    from zarr.core.sync import sync
+    for key in ("zarr.json", ".zattrs", ".zgroup", ".zarray"):
+        sync(store.delete(key))
+    sync(store.delete_dir(""))
+
+
+def discard_store(store) -> None:
+    """Best-effort removal of what a failed write left (root metadata first)."""
+    try:
+        _clear_store(store)
+    except Exception:  # pragma: no cover - the store is unreachable: the write error stands
+        pass
 
 
 def _check_axes(axes: str | None, ndim: int, where: str, shape=()) -> str:
@@ -352,13 +399,21 @@ def write_rows(arr, pos: int, rows: np.ndarray) -> None:
         arr[(slice(pos, end),) + box] = rows[(slice(None),) + box]
 
 
+def _tiles(shape, tile):
+    """The boxes (tuples of slices) of ``tile``-sized tiles covering ``shape``."""
+    for corner in np.ndindex(*[-(-n // t) for n, t in zip(shape, tile)]):
+        yield tuple(slice(c * t, min((c + 1) * t, n)) for c, t, n in zip(corner, tile, shape))
+
+
 class LevelWriter:
     """Writes the rows of one pyramid level as they come, and feeds the next level.
 
-    Rows arrive along axis 0; whenever a whole shard row (``unit`` frames) is
-    buffered it is written (growing the array when the final shape is unknown),
-    downsampled and passed to the next level.  Shard rows are disjoint, so no
-    shard is ever read back and rewritten.
+    Rows arrive along axis 0 and are copied into one preallocated shard row
+    (``unit`` frames); whenever it is full it is written one shard tile at a time
+    (growing the array when the final shape is unknown), and each tile, downsampled,
+    goes straight into the next level's row buffer.  What is held at most: one shard
+    row per level (the levels above 0 are 2^d times smaller each) and one shard tile
+    being encoded.  Shard rows are disjoint, so no shard is read back and rewritten.
     """
 
     def __init__(self, arr, factors, method, nxt: "LevelWriter | None", grow: bool):
@@ -366,52 +421,111 @@ class LevelWriter:
         self.unit = int((arr.shards or arr.chunks)[0])
         if factors[0] == 2 and self.unit % 2:
             self.unit *= 2
+        self.tile = tuple(int(t) for t in (arr.shards or arr.chunks)[1:])
         self.grow = grow
         self.pos = 0
-        self.pending: list[np.ndarray] = []
+        self.buf: np.ndarray | None = None
         self.n_pending = 0
+        # tiles downsample on their own when they start on multiples of the factors
+        self.tiles_align = all(t % f == 0 for t, f in zip(self.tile, factors[1:]))
+
+    def _buffer(self) -> np.ndarray:
+        if self.buf is None:
+            self.buf = np.empty((self.unit,) + tuple(self.arr.shape[1:]), self.arr.dtype)
+        return self.buf
 
     def push(self, block: np.ndarray) -> None:
         start = 0
         n = block.shape[0]
-        if self.n_pending:
-            take = min(n, self.unit - self.n_pending)
-            self.pending.append(block[:take])
+        while start < n:
+            if not self.n_pending and n - start >= self.unit:
+                self._flush(block[start:start + self.unit])  # straight from the caller's array
+                start += self.unit
+                continue
+            take = min(n - start, self.unit - self.n_pending)
+            self._buffer()[self.n_pending:self.n_pending + take] = block[start:start + take]
             self.n_pending += take
-            start = take
+            start += take
             if self.n_pending == self.unit:
-                self._flush(np.concatenate(self.pending))
-        while n - start >= self.unit:  # whole rows straight from the caller's array
-            self._flush(block[start:start + self.unit])
-            start += self.unit
-        if start < n:
-            self.pending.append(np.array(block[start:], copy=True))
-            self.n_pending += n - start
+                self._flush(self.buf)
+
+    def room(self) -> int:
+        """Rows the row buffer can still take before it is written."""
+        return self.unit - self.n_pending
+
+    def put_tile(self, box, data: np.ndarray) -> None:
+        """Rows ``data`` of one tile (``box`` across the row) into the row buffer; the
+        rows count once every tile of them is in (:meth:`advance`)."""
+        self._buffer()[(slice(self.n_pending, self.n_pending + data.shape[0]),) + box] = data
+
+    def advance(self, n: int) -> None:
+        self.n_pending += n
+        if self.n_pending == self.unit:
+            self._flush(self.buf)
+
+    def write_row_by_tiles(self, n: int, read_tile) -> None:
+        """Write ``n`` rows (a whole shard row, or the last rows) that ``read_tile(box)``
+        gives one shard tile at a time: the row is never whole in memory."""
+        assert not self.n_pending
+        shape = tuple(self.arr.shape[1:])
+        if self.next is not None and not self._feeds_tiles(n):
+            # tiles that do not downsample on their own: the row whole, then as push()
+            rows = np.empty((n,) + shape, self.arr.dtype)
+            for box in _tiles(shape, self.tile):
+                rows[(slice(None),) + box] = read_tile(box)
+            self._flush(rows)
+            return
+        for box in _tiles(shape, self.tile):
+            data = read_tile(box)
+            self._write_tile(n, box, data)
+            del data
+        self._after_write(n, None)
+
+    def _write_tile(self, n: int, box, data: np.ndarray) -> None:
+        self.arr[(slice(self.pos, self.pos + n),) + box] = data
+        nxt = self.next
+        if nxt is not None and self._feeds_tiles(n):
+            small = downsample(data, self.factors, self.method)
+            nxt.put_tile(tuple(slice(b.start // f, b.start // f + m) for b, f, m in
+                               zip(box, self.factors[1:], small.shape[1:])), small)
+
+    def _feeds_tiles(self, n: int) -> bool:
+        return self.tiles_align and self.next.room() >= -(-n // self.factors[0])
+
+    def _after_write(self, n: int, rows) -> None:
+        nxt = self.next
+        fed = nxt is not None and self._feeds_tiles(n)
+        self.pos += n
+        if nxt is not None:
+            if fed:
+                nxt.advance(-(-n // self.factors[0]))
+            else:
+                nxt.push(downsample(rows, self.factors, self.method))
 
     def _flush(self, rows: np.ndarray) -> None:
-        self.pending, self.n_pending = [], 0
-        end = self.pos + rows.shape[0]
+        n = rows.shape[0]
+        end = self.pos + n
         if self.grow and end > self.arr.shape[0]:
             self.arr.resize((end,) + tuple(self.arr.shape[1:]))
-        write_rows(self.arr, self.pos, rows)
-        self.pos = end
-        if self.next is not None:
-            self.next.push(downsample(rows, self.factors, self.method))
+        fed = self.next is not None and self._feeds_tiles(n)
+        for box in _tiles(rows.shape[1:], self.tile):
+            if fed:
+                self._write_tile(n, box, rows[(slice(None),) + box])
+            else:
+                self.arr[(slice(self.pos, end),) + box] = rows[(slice(None),) + box]
+        self.n_pending = 0
+        self._after_write(n, None if fed else rows)
 
     def finish(self) -> None:
         if self.n_pending:
-            self._flush(np.concatenate(self.pending))
+            self._flush(self.buf[:self.n_pending])
+        self.buf = None
         if self.next is not None:
             self.next.finish()
 
 
 class ZarrPlugin(PluginV3):
     """Zarr arrays and OME-Zarr images (NGFF 0.4, 0.5), local or through fsspec."""
-
-    name = "zarr"
-    description = "Zarr v2/v3 arrays and OME-Zarr (NGFF 0.4/0.5) via zarr-python"
-    extensions = (".zarr", ".ome.zarr")
-    modes = "iIvV"
 
     def __init__(self, request, *, dataset: str | None = None, **kwargs) -> None:
         super().__init__(request)
@@ -684,23 +798,35 @@ class ZarrPlugin(PluginV3):
         if method not in ("mean", "stride"):
             raise ValueError(f"downsample must be 'mean' or 'stride', not {method!r}")
         if kw.get("ome", True) is False:
-            root = zarr.open_group(store, mode="w", zarr_format=3)
             chunks = kw.get("chunks") or tuple(max(1, min(s or 64, 256)) for s in shape)
-            arr = root.create_array("data", shape=shape, dtype=dtype, chunks=chunks,
-                                    shards=kw.get("shards") or None,
-                                    compressors=_compressors(kw.get("compression", "zstd"),
-                                                             kw.get("compression_level")))
-            if kw.get("metadata"):
-                root.attrs.update(dict(kw["metadata"]))
+            spec = dict(shape=shape, dtype=dtype, chunks=chunks, shards=kw.get("shards") or None,
+                        compressors=_compressors(kw.get("compression", "zstd"),
+                                                 kw.get("compression_level")))
+            attrs = dict(kw.get("metadata") or {})
+            if self._tmp_dir is None:  # remote: the root group last, as for OME-Zarr
+                _clear_store(store)
+                arr = zarr.create_array(store=_substore(store, "data"), **spec)
+                self._write_root = lambda: zarr.create_group(
+                    store=store, zarr_format=3, attributes=attrs, overwrite=False)
+                self._remote_store = store
+            else:
+                root = zarr.open_group(store, mode="w", zarr_format=3)
+                arr = root.create_array("data", **spec)
+                if attrs:
+                    root.attrs.update(attrs)
             arrays, factors, levels = [arr], (1,) * len(shape), 1
         else:
             axes = _check_axes(kw.get("axes"), len(shape), where, shape)
-            arrays, factors = create_ngff(
+            made = create_ngff(
                 store, shape, dtype, axes=axes, spacing=kw.get("spacing"), units=kw.get("units"),
                 levels=kw.get("levels"), chunks=kw.get("chunks"), shards=kw.get("shards"),
                 compression=kw.get("compression", "zstd"),
                 compression_level=kw.get("compression_level"), name=kw.get("name"),
-                metadata=kw.get("metadata"), method=method, where=where)
+                metadata=kw.get("metadata"), method=method, where=where,
+                root_last=self._tmp_dir is None)
+            arrays, factors = made[:2]
+            self._write_root = made[2] if len(made) > 2 else None
+            self._remote_store = store if self._tmp_dir is None else None
         nxt = None
         for arr in reversed(arrays):
             nxt = LevelWriter(arr, factors, method, nxt, grow)
@@ -753,6 +879,16 @@ class ZarrPlugin(PluginV3):
         except BaseException:
             self._discard()
             raise
+        if self._tmp_dir is None and getattr(self, "_remote_store", None) is not None:
+            store, self._remote_store = self._remote_store, None
+            if success and self._writer_levels is not None:
+                try:
+                    self._write_root()  # last: now the store is an image
+                except BaseException:
+                    discard_store(store)
+                    raise
+            else:
+                discard_store(store)
         if self._tmp_dir is not None:
             if success and self._writer_levels is not None:
                 target = self._request.path.rstrip("/")
@@ -769,6 +905,9 @@ class ZarrPlugin(PluginV3):
         return result
 
     def _discard(self) -> None:
+        if getattr(self, "_remote_store", None) is not None:
+            store, self._remote_store = self._remote_store, None
+            discard_store(store)
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
             self._tmp_dir = None

@@ -159,8 +159,12 @@ def _check_mode_letter(mode: Any) -> str:
     return mode
 
 
-def _open(uri, io_mode: str, format: Any):
-    plugin = imopen(uri, io_mode, **_format_args(format))
+def _open(uri, io_mode: str, format: Any, kwargs: dict | None = None):
+    # ``storage_options=`` (fsspec URLs) is the resource's, not the plugin's: taken out here
+    remote = {}
+    if kwargs and "storage_options" in kwargs:
+        remote = {"storage_options": kwargs.pop("storage_options")}
+    plugin = imopen(uri, io_mode, **_format_args(format), **remote)
     check_mode(plugin, io_mode[1], io_mode[0])
     return plugin
 
@@ -171,7 +175,7 @@ def _read_one(uri, format, mode: str, kwargs: dict, func: str) -> Array:
             f"{func}() reads image 0 and takes no `index`; use "
             "imgio.v2.get_reader(uri).get_data(i) or imgio.v3.imread(uri, index=i).")
     meta_kw = {"page": kwargs["page"]} if "page" in kwargs else {}
-    with _open(uri, "r" + mode, format) as plugin:
+    with _open(uri, "r" + mode, format, kwargs) as plugin:
         image = np.asarray(plugin.read(index=0, **kwargs))
         if plugin.request.kind != "path":
             return Array(image, _plugin_meta(plugin, 0, **meta_kw))
@@ -191,7 +195,7 @@ def _read_many(uri, format, mode: str, memtest, default: str, kwargs: dict,
     progress = kwargs.pop("progress", None)
     images: list[Array] = []
     nbytes = 0
-    with _open(uri, "r" + mode, format) as plugin:
+    with _open(uri, "r" + mode, format, kwargs) as plugin:
         with make_progress(progress, _count(plugin) if progress else None, func,
                            unit="image") as prog:
             for i, image in enumerate(plugin.iter(**kwargs)):
@@ -305,7 +309,7 @@ def mvolread(uri, format: Any = None, memtest: Any = MEMTEST_DEFAULT_MVOL,
 
 # -- writing ---------------------------------------------------------------------------
 def _write(uri, data, format, mode: str, is_batch_: bool, kwargs: dict):
-    with _open(uri, "w" + mode, format) as plugin:
+    with _open(uri, "w" + mode, format, kwargs) as plugin:
         plugin.write(data, is_batch=is_batch_, **kwargs)
     return plugin.request.finish()
 
@@ -416,7 +420,7 @@ def get_reader(uri, format: Any = None, mode: str = "?", **kwargs) -> Reader:
         Passed to every read of the plugin.
     """
     mode = _check_mode_letter(mode)
-    return Reader(_open(uri, "r" + mode, format), **kwargs)
+    return Reader(_open(uri, "r" + mode, format, kwargs), **kwargs)
 
 
 def get_writer(uri, format: Any = None, mode: str = "?", **kwargs) -> Writer:
@@ -435,7 +439,7 @@ def get_writer(uri, format: Any = None, mode: str = "?", **kwargs) -> Writer:
         Passed to the plugin's ``write``/``append`` for every frame.
     """
     mode = _check_mode_letter(mode)
-    return Writer(_open(uri, "w" + mode, format), **kwargs)
+    return Writer(_open(uri, "w" + mode, format, kwargs), **kwargs)
 
 
 # -- formats ---------------------------------------------------------------------------

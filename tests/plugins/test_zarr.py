@@ -372,3 +372,48 @@ def test_one_unit_string_is_the_spatial_axes_unit(tmp_path):
     props = iio.improps(p)
     assert props.axes == "CZYX"
     assert props.units == (None, "um", "um", "um")
+
+
+@settings(max_examples=10, deadline=None)
+@given(shape=st.tuples(st.integers(1, 19), st.integers(2, 40), st.integers(2, 40)),
+       chunks=st.tuples(st.integers(1, 5), st.integers(2, 9), st.integers(2, 9)),
+       tiles=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       block=st.integers(1, 7), levels=st.integers(2, 3))
+def test_streamed_pyramid_matches_reference(tmp_path_factory, shape, chunks, tiles, block,
+                                            levels):
+    """Append and dask writes (rows in blocks of any size, shards several tiles across,
+    odd and even lengths) give the mean pyramid of the whole array."""
+    import dask.array as da
+    vol = _vol(shape, seed=sum(shape) + block)
+    shards = (chunks[0],) + tuple(c * t for c, t in zip(chunks[1:], tiles))
+    p = tmp_path_factory.mktemp("s") / "s.ome.zarr"
+    iio.imwrite(p, da.from_array(vol, chunks=(block,) + shape[1:]), levels=levels,
+                chunks=chunks, shards=shards, axes="ZYX")
+    q = p.with_name("a.ome.zarr")
+    with iio.imopen(q, "w") as f:
+        for frame in vol:
+            f.append(frame, levels=levels, chunks=chunks, shards=shards, axes="ZYX")
+    ref = vol
+    for k in range(levels):
+        if k:
+            ref = _mean_ref(ref, tuple(2 if n > 1 else 1 for n in ref.shape))
+        np.testing.assert_array_equal(iio.imread(p, level=k), ref)
+        np.testing.assert_array_equal(iio.imread(q, level=k), ref)
+
+
+def test_level_writer_holds_one_shard_row_per_level(tmp_path):
+    """Appending frames: the peak is about one shard row of each level plus one shard
+    being encoded, not a list of rows and their concatenation."""
+    shape = (64, 512, 512)  # 32 MiB; one shard row of level 0 is 16 x 512 x 512 = 8 MiB
+    frame = _vol((1,) + shape[1:])[0]
+    row = 16 * 512 * 512 * 2
+    tracemalloc.start()
+    try:
+        with iio.imopen(tmp_path / "m.ome.zarr", "w") as f:
+            for i in range(shape[0]):
+                f.append(frame, levels=3, chunks=(16, 128, 128), shards=(16, 256, 256))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * row, (peak, row)  # 1.8 rows measured; rows in a list + their concatenation: more
+    assert iio.improps(tmp_path / "m.ome.zarr", level=2).shape == (16, 128, 128)
