@@ -69,13 +69,16 @@ def to_dask(uri, *, index: Any = None, chunks: Any = "native", plugin=None, exte
     Parameters
     ----------
     uri : str or pathlib.Path
-        A file, folder or glob on disk.
+        A file, folder or glob on disk, or an fsspec URL (``s3://``, ``http(s)://``,
+        ``memory://`` ...); each dask task reopens it.
     index : int, ``...`` or None
         As for :func:`imgio.v3.imread`.
     chunks : "native", "auto", tuple, int or dict
         See :mod:`imgio.lazy`; ``{"Z": 8}`` chunks by axis letter.
     plugin, extension
         Choose the plugin, as for :func:`imgio.v3.imopen`.
+    storage_options : dict, optional
+        fsspec options for a URL (credentials, ``endpoint_url`` ...).
     **selection
         Selection keywords of the plugin, as for :func:`lazy`.
 
