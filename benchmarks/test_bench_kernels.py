@@ -57,7 +57,7 @@ from imgio import _kernels, _reference
 from imgio._ext import tiffparse as _tp
 
 FULL = os.environ.get("IMGIO_BENCH_FULL") == "1"
-CONVERT_SHAPE = (64, 1024, 1024) if FULL else (8, 256, 256)
+CONVERT_SHAPE = (64, 1024, 1024) if FULL else (32, 512, 512)
 STACK_SHAPE = (256, 1024, 1024) if FULL else (64, 256, 256)
 
 from imageio.core.util import image_as_uint  # noqa: E402

@@ -26,8 +26,8 @@ import tifffile
 import imgio.v3 as iio
 
 FULL = os.environ.get("IMGIO_BENCH_FULL") == "1"
-VOLUME = (256, 1024, 1024) if FULL else (16, 128, 128)
-ZLIB = (64, 1024, 1024) if FULL else (8, 128, 128)
+VOLUME = (256, 1024, 1024) if FULL else (64, 512, 512)
+ZLIB = (64, 1024, 1024) if FULL else (16, 512, 512)
 
 imageio_v2 = pytest.importorskip("imageio.v2")
 
