@@ -15,6 +15,7 @@ import imgio.v3 as iio
 from imgio.errors import (CorruptFileError, DTypeError, FormatError, ImageTooLargeError,
                           ImgioError, ShapeError)
 from imgio.plugins.tiff import plugin as tp
+from imgio.plugins.tiff import writer as tw
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -240,7 +241,7 @@ def test_writes_physical_flag_and_demo(tmp_path):
 
 # -- BigTIFF, compression -----------------------------------------------------------
 def test_bigtiff_chosen_automatically(tmp_path, monkeypatch):
-    monkeypatch.setattr(tp, "_BIGTIFF_ABOVE", 1000)
+    monkeypatch.setattr(tw, "_BIGTIFF_ABOVE", 1000)
     vol = np.zeros((4, 20, 20), np.uint16)
     iio.imwrite(tmp_path / "plain.tif", vol)
     assert iio.immeta(tmp_path / "plain.tif")["is_bigtiff"]
@@ -249,7 +250,7 @@ def test_bigtiff_chosen_automatically(tmp_path, monkeypatch):
     meta = iio.immeta(tmp_path / "phys.tif")
     assert meta["is_bigtiff"] and meta["is_ome"]
     assert iio.improps(tmp_path / "phys.tif").spacing == (1.0, 1.0, 1.0)
-    monkeypatch.setattr(tp, "_BIGTIFF_ABOVE", 2**32)
+    monkeypatch.setattr(tw, "_BIGTIFF_ABOVE", 2**32)
     iio.imwrite(tmp_path / "small.tif", vol)
     assert not iio.immeta(tmp_path / "small.tif")["is_bigtiff"]
 
