@@ -186,11 +186,11 @@ class TiffEncoder:
     """A ``tifffile.TiffWriter`` stand-in for plain volumes; see the module docstring.
 
     ``fh`` is a binary file object with a descriptor, positioned where the TIFF
-    starts (its start is offset 0 of the TIFF); ``fallback(append)`` returns the
+    starts (its start is offset 0 of the TIFF); ``fallback(append=False)`` returns the
     ``tifffile.TiffWriter`` for ``fh`` that writes what the encoder does not cover.
     """
 
-    def __init__(self, fh, *, bigtiff: bool, fallback: Callable[[bool], Any],
+    def __init__(self, fh, *, bigtiff: bool, fallback: Callable[..., Any],
                  maxworkers: int | None = None) -> None:
         fh.flush()
         self._fh = fh
@@ -238,10 +238,10 @@ class TiffEncoder:
         if self._pages:
             self._finish()  # a valid TIFF that tifffile appends to
             self._fh.seek(self._start)
-            self._tiff = self._fallback(True)
+            self._tiff = self._fallback(append=True)
         else:
             self._fh.seek(self._start)
-            self._tiff = self._fallback(False)
+            self._tiff = self._fallback()
 
     # -- writing ----------------------------------------------------------------------------
     def _layout(self, image: np.ndarray, options: dict):
@@ -473,7 +473,7 @@ class TiffEncoder:
 
 
 def open_encoder(fh, flavour: str, writer_kwargs: dict,
-                 fallback: Callable[[bool], Any]) -> TiffEncoder | None:
+                 fallback: Callable[..., Any]) -> TiffEncoder | None:
     """A :class:`TiffEncoder` for this writer, or ``None`` when tifffile must write it all.
 
     ``writer_kwargs`` are ``tifffile.TiffWriter``'s (``bigtiff`` is the only one the
