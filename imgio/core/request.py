@@ -343,8 +343,12 @@ class Request:
                     raw.close()
                     raise
             else:
-                # readable too: some writers finish a file by rewriting its header
-                self._file = open(self.get_local_filename(), "w+b")
+                # readable too: some writers finish a file by rewriting its header.
+                # "r+b", not "w+b": mkstemp made it empty, and truncating a file makes ext4
+                # flush it when it is closed (auto_da_alloc), a cost fresh targets need not pay
+                self._file = open(self.get_local_filename(), "r+b")
+                if os.fstat(self._file.fileno()).st_size:
+                    self._file.truncate()
             self._own_file = True
         elif self.kind == "bytes":
             self._file = io.BytesIO(self._bytes)
