@@ -126,6 +126,8 @@ def covered(image: np.ndarray, options: dict) -> bool:
     if photometric not in _PHOTOMETRIC:
         return False
     rgb = image.ndim >= 3 and image.shape[-1] in (3, 4)
+    if image.ndim >= 3 and image.shape[-1] == 1:
+        return False  # tifffile stores a last axis of 1 as one sample per pixel
     if (_PHOTOMETRIC[photometric] == 2) != rgb:
         return False  # tifffile's own reading of an explicit photometric
     if rgb and image.ndim < 3:
