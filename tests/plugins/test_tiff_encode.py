@@ -132,6 +132,11 @@ def test_large_uncompressed_in_write_blocks(tmp_path, monkeypatch):
     image = _data((4, 300, 256), ">u2")
     _same_as_tifffile(tmp_path, [image], {"photometric": "minisblack"})
     _same_as_tifffile(tmp_path, [image[:, ::-1]], {"photometric": "minisblack"})
+    rgb = np.ascontiguousarray(_data((2, 3, 40, 64, 3), "u1").transpose(1, 0, 2, 3, 4))
+    view = rgb.transpose(1, 0, 2, 3, 4)  # pages in a different order: blocks of 2 of 6 pages
+    monkeypatch.setattr(encode, "WRITE_BLOCK", 2 * 40 * 64 * 3 + 5)
+    for compression in (None, "zlib"):
+        _same_as_tifffile(tmp_path, [view], {"photometric": "rgb", "compression": compression})
 
 
 def test_several_series_and_contiguous_frames(tmp_path):

@@ -260,6 +260,7 @@ class TiffEncoder:
     def _write(self, image: np.ndarray, options: dict) -> None:
         compression = _compression(options)
         photometric, samples, length, width, pages = self._layout(image, options)
+        self._page_ndim = 3 if photometric == 2 else 2
         dtype = image.dtype
         rowbytes = width * samples * dtype.itemsize
         if not self._big and self._pos + image.nbytes + 2 ** 25 >= 2 ** 32:
@@ -322,17 +323,25 @@ class TiffEncoder:
         import tifffile
         return tifffile.tifffile.shaped_description(image.shape, **meta)
 
-    def _native_blocks(self, image: np.ndarray):
-        """Byte views of ``image`` in C order: its own buffer, else converted blocks."""
+    def _native_blocks(self, image: np.ndarray, page_ndim: int):
+        """Byte views of ``image`` in C order, whole pages each: its own buffer when it is
+        C-contiguous little-endian, else new blocks of about ``WRITE_BLOCK`` bytes filled a
+        page at a time (never a copy of the whole array)."""
         dt = image.dtype
         native = dt.newbyteorder("<") if dt.itemsize > 1 else dt
         if image.flags.c_contiguous and dt == native:
             yield memoryview(image.reshape(-1)).cast("B")
             return
-        flat = image.reshape(-1, *image.shape[-2:]) if image.ndim > 2 else image[None]
-        per = max(1, WRITE_BLOCK // max(1, flat[0].nbytes))
-        for i in range(0, len(flat), per):
-            block = np.ascontiguousarray(flat[i:i + per], dtype=native)
+        page_shape = image.shape[image.ndim - page_ndim:]
+        lead = image.shape[:image.ndim - page_ndim]
+        pages = math.prod(lead)
+        per = max(1, WRITE_BLOCK // max(1, math.prod(page_shape) * dt.itemsize))
+        index = np.ndindex(*lead) if lead else iter([()])
+        for start in range(0, pages, per):
+            n = min(per, pages - start)
+            block = np.empty((n,) + page_shape, native)  # a new one: views of it may be in use
+            for j in range(n):
+                np.copyto(block[j], image[next(index)])
             yield memoryview(block.reshape(-1)).cast("B")
 
     def _write_raw(self, image: np.ndarray) -> int:
@@ -346,7 +355,7 @@ class TiffEncoder:
             image.tofile(self._fh)
             self._fh.flush()
             return pos + image.nbytes
-        for view in self._native_blocks(image):
+        for view in self._native_blocks(image, self._page_ndim):
             pos = _pwrite_all(self._fd, view, pos)
         return pos
 
@@ -362,7 +371,8 @@ class TiffEncoder:
         def tasks():
             """(views of one task's strips) in file order, from the array's own buffer."""
             group = []
-            for view in self._native_blocks(image):
+            for view in self._native_blocks(image, self._page_ndim):
+                assert len(view) % pagebytes == 0
                 for p in range(len(view) // pagebytes):
                     base = p * pagebytes
                     for a, b in strips:
