@@ -37,6 +37,8 @@ import numpy as np
 
 __all__ = ["TiffEncoder", "open_encoder", "covered"]
 
+#: from this size on, uncompressed data go through ``ndarray.tofile`` (below, ``os.pwrite``)
+TOFILE_ABOVE = 1 << 22
 #: bytes per uncompressed write call (and per converted block)
 WRITE_BLOCK = 1 << 26
 #: tifffile's default strip size for compressed data (``262144 // rowsize`` rows)
@@ -165,15 +167,20 @@ def _pwrite_all(fd: int, data, offset: int) -> int:
 
 
 class _Page:
-    """One IFD to be written at close (what it says about its pixels)."""
+    """One IFD to be written at close: what all pages of its write share, and its strips."""
 
-    __slots__ = ("width", "length", "samples", "bits", "sampleformat", "photometric",
-                 "compression", "rowsperstrip", "offsets", "counts", "description",
-                 "software", "resolution", "resolutionunit")
+    __slots__ = ("common", "offsets", "counts", "description", "software")
 
-    def __init__(self, **kw) -> None:
-        for key in self.__slots__:
-            setattr(self, key, kw.get(key))
+    def __init__(self, common, offsets, counts, description, software) -> None:
+        self.common, self.offsets, self.counts = common, offsets, counts
+        self.description, self.software = description, software
+
+
+class _Plan:
+    """What a write() of this shape, dtype and options writes (cached per encoder)."""
+
+    __slots__ = ("compression", "pages", "length", "rowbytes", "rps", "page_ndim", "common",
+                 "series_key", "description", "software", "level", "workers", "contiguous")
 
 
 class _Series:
@@ -206,6 +213,8 @@ class TiffEncoder:
         self._series: _Series | None = None
         self._closed = False
         self._workers = maxworkers
+        self._plans: dict = {}
+        self._templates: dict = {}
         self._head = 16 if self._big else 8
         self._pos = self._start + self._head  # where the next data go
 
@@ -215,11 +224,24 @@ class TiffEncoder:
             self._tiff.write(image, **options)
             return
         image = np.asarray(image)
-        if not covered(image, options):
-            self._hand_over()
+        try:  # the frames of a stream share their plan: decided once
+            key = (image.shape, image.dtype, tuple(options.items()))
+            plan = self._plans.get(key)
+        except TypeError:  # an unhashable option value (a metadata dict)
+            key = plan = None
+        if plan is None:
+            if not covered(image, options):
+                self._hand_over()
+                self._tiff.write(image, **options)
+                return
+            plan = self._plan(image, options)
+            if key is not None:
+                self._plans[key] = plan
+        if not self._big and self._pos + image.nbytes + 2 ** 25 >= 2 ** 32:
+            self._hand_over()  # classic TIFF offsets end at 4 GiB: tifffile says so
             self._tiff.write(image, **options)
             return
-        self._write(image, options)
+        self._write(image, plan)
 
     def close(self) -> None:
         if self._closed:
@@ -257,59 +279,59 @@ class TiffEncoder:
         pages = math.prod(image.shape[:-3] if rgb else image.shape[:-2])
         return photometric, samples, length, width, pages
 
-    def _write(self, image: np.ndarray, options: dict) -> None:
-        compression = _compression(options)
+    def _plan(self, image: np.ndarray, options: dict) -> _Plan:
+        plan = _Plan()
+        compression = plan.compression = _compression(options)
         photometric, samples, length, width, pages = self._layout(image, options)
-        self._page_ndim = 3 if photometric == 2 else 2
+        plan.page_ndim = 3 if photometric == 2 else 2
         dtype = image.dtype
-        rowbytes = width * samples * dtype.itemsize
-        if not self._big and self._pos + image.nbytes + 2 ** 25 >= 2 ** 32:
-            self._hand_over()  # classic TIFF offsets end at 4 GiB: tifffile says so
-            self._tiff.write(image, **options)
-            return
+        plan.pages, plan.length = pages, length
+        rowbytes = plan.rowbytes = width * samples * dtype.itemsize
         res = options.get("resolution")
         unit = options.get("resolutionunit")
         unit = _RESUNIT[unit.lower() if isinstance(unit, str) else unit]
         if unit is None:
             unit = 1 if res is None else 2
         resolution = ((1, 1), (1, 1)) if res is None else (_rational(res[0]), _rational(res[1]))
-        if compression == 1:
-            rps = length
-        else:
-            rps = min(length, max(1, STRIP_BYTES // rowbytes))
-        key = (tuple(image.shape), dtype.str, photometric, compression, resolution, unit)
-        extend = (options.get("contiguous") and compression == 1 and self._series is not None
-                  and self._series.key == key)
-        description = None
-        if not extend:
-            description = self._description(image, options)
-        if compression == 1:
-            offset = self._pos
-            self._pos = self._write_raw(image)
-            counts = [length * rowbytes]
-            offsets = [offset + i * counts[0] - self._start for i in range(pages)]
-            page_strips = [([o], counts) for o in offsets]
-        else:
-            level = _level(options)
-            workers = options.get("maxworkers") or self._workers or _cpu_count()
-            page_strips = self._write_zlib(image, pages, length, rps, rowbytes, level,
-                                           int(workers))
+        rps = plan.rps = length if compression == 1 else min(length,
+                                                            max(1, STRIP_BYTES // rowbytes))
+        plan.series_key = (tuple(image.shape), dtype.str, photometric, compression, resolution,
+                           unit)
+        plan.contiguous = bool(options.get("contiguous")) and compression == 1
+        plan.description = self._description(image, options)
         software = options.get("software")
-        software = "imgio" if software is None else software or None
-        common = dict(width=width, length=length, samples=samples,
-                      bits=dtype.itemsize * 8, sampleformat=_SAMPLEFORMAT[dtype.kind],
-                      photometric=photometric, compression=compression, rowsperstrip=rps,
-                      resolution=resolution, resolutionunit=unit)
+        plan.software = "imgio" if software is None else software or None
+        plan.common = (width, length, samples, dtype.itemsize * 8, _SAMPLEFORMAT[dtype.kind],
+                       photometric, compression, rps, resolution, unit)
+        if compression != 1:
+            plan.level = _level(options)
+            plan.workers = int(options.get("maxworkers") or self._workers or _cpu_count())
+        return plan
+
+    def _write(self, image: np.ndarray, plan: _Plan) -> None:
+        self._page_ndim = plan.page_ndim
+        pages = plan.pages
+        series = self._series
+        extend = plan.contiguous and series is not None and series.key == plan.series_key
+        if plan.compression == 1:
+            offset = self._pos - self._start
+            self._pos = self._write_raw(image)
+            count = plan.length * plan.rowbytes
+            page_strips = [([offset + i * count], [count]) for i in range(pages)]
+        else:
+            page_strips = self._write_zlib(image, pages, plan.length, plan.rps, plan.rowbytes,
+                                           plan.level, plan.workers)
+        append = self._pages.append
+        common = plan.common
         for i, (offs, cnts) in enumerate(page_strips):
-            first = i == 0 and not extend
-            self._pages.append(_Page(offsets=offs, counts=cnts,
-                                     description=description if first else None,
-                                     software=software if first else None,
-                                     **common))
+            if i == 0 and not extend:
+                append(_Page(common, offs, cnts, plan.description, plan.software))
+            else:
+                append(_Page(common, offs, cnts, None, None))
         if extend:
-            self._series.frames += 1
-        elif options.get("contiguous") and compression == 1:
-            self._series = _Series(key, len(self._pages) - pages, tuple(image.shape))
+            series.frames += 1
+        elif plan.contiguous:
+            self._series = _Series(plan.series_key, len(self._pages) - pages, image.shape)
         else:
             self._series = None
 
@@ -347,8 +369,8 @@ class TiffEncoder:
     def _write_raw(self, image: np.ndarray) -> int:
         pos = self._pos
         dt = image.dtype
-        if image.flags.c_contiguous and (dt.itemsize == 1 or dt.byteorder in "<|"
-                                         or (dt.byteorder == "=" and _LITTLE)):
+        if image.nbytes >= TOFILE_ABOVE and image.flags.c_contiguous and (
+                dt.itemsize == 1 or dt.byteorder in "<|" or (dt.byteorder == "=" and _LITTLE)):
             # numpy's tofile: one write(2) from the array's buffer, and measurably faster
             # than os.write of the same buffer (docs/limits.md, "What an atomic write costs")
             self._fh.seek(pos)
@@ -442,16 +464,12 @@ class TiffEncoder:
 
     def _ifd(self, page: _Page, at: int, last: bool) -> bytes:
         """The IFD of ``page`` at file offset ``at``: a cached template, patched."""
-        big = self._big
-        off_type = _LONG8 if big else _LONG
+        off_type = _LONG8 if self._big else _LONG
         cnt_type = off_type if max(page.counts) >= 2 ** 32 else _LONG
-        key = (page.width, page.length, page.samples, page.bits, page.sampleformat,
-               page.photometric, page.compression, page.rowsperstrip, page.description,
-               page.software, page.resolution, page.resolutionunit, len(page.offsets), cnt_type)
-        cache = self.__dict__.setdefault("_templates", {})
-        template = cache.get(key)
+        key = (page.common, page.description, page.software, len(page.offsets), cnt_type)
+        template = self._templates.get(key)
         if template is None:
-            template = cache[key] = self._ifd_template(page, off_type, cnt_type)
+            template = self._templates[key] = self._ifd_template(page, off_type, cnt_type)
         raw, fixups, (off_pos, off_fmt), (cnt_pos, cnt_fmt), next_pos, ofmt = template
         buf = bytearray(raw)
         for pointer, rel in fixups:
@@ -465,30 +483,32 @@ class TiffEncoder:
         """An IFD for ``page`` at offset 0 with zero strip offsets/counts, and where to patch."""
         big = self._big
         n = len(page.offsets)
+        (width, length, samples, bits, sampleformat, photometric, compression, rps,
+         resolution, resolutionunit) = page.common
         tags: list[tuple[int, int, Any]] = [
-            (256, _LONG, [page.width]),
-            (257, _LONG, [page.length]),
-            (258, _SHORT, [page.bits] * page.samples),
-            (259, _SHORT, [page.compression]),
-            (262, _SHORT, [page.photometric]),
+            (256, _LONG, [width]),
+            (257, _LONG, [length]),
+            (258, _SHORT, [bits] * samples),
+            (259, _SHORT, [compression]),
+            (262, _SHORT, [photometric]),
         ]
         if page.description is not None:
             tags.append((270, _ASCII, page.description.encode("utf-8") + b"\x00"))
         tags += [(273, off_type, [0] * n),
-                 (277, _SHORT, [page.samples]),
-                 (278, _LONG, [page.rowsperstrip]),
+                 (277, _SHORT, [samples]),
+                 (278, _LONG, [rps]),
                  (279, cnt_type, [0] * n),
-                 (282, _RATIONAL, list(page.resolution[0])),
-                 (283, _RATIONAL, list(page.resolution[1]))]
-        if page.samples > 1:  # tifffile writes PlanarConfiguration for samples only
+                 (282, _RATIONAL, list(resolution[0])),
+                 (283, _RATIONAL, list(resolution[1]))]
+        if samples > 1:  # tifffile writes PlanarConfiguration for samples only
             tags.append((284, _SHORT, [1]))
-        tags.append((296, _SHORT, [page.resolutionunit]))
+        tags.append((296, _SHORT, [resolutionunit]))
         if page.software:
             tags.append((305, _ASCII, page.software.encode("utf-8") + b"\x00"))
-        if page.samples == 4:
+        if samples == 4:
             tags.append((338, _SHORT, [2]))  # ExtraSamples: unassociated alpha
-        if page.sampleformat != 1:
-            tags.append((339, _SHORT, [page.sampleformat] * page.samples))
+        if sampleformat != 1:
+            tags.append((339, _SHORT, [sampleformat] * samples))
         tags.sort(key=lambda t: t[0])
         if big:
             entry, head, inline, nfmt, cfmt, ofmt = 20, 8, 8, "<Q", "<HHQ", "<Q"
