@@ -111,7 +111,7 @@ def test_encoder_zlib_levels_and_resolution(tmp_path_factory, dtype, pages, leng
     if level is not None:
         options["compressionargs"] = {"level": level}
     mine, theirs = _same_as_tifffile(tmp_path, [image], options)
-    assert mine <= theirs + 64  # tifffile and libdeflate streams at the same level
+    assert mine <= theirs  # tifffile encodes with the same libdeflate call
 
 
 def test_threaded_zlib_crosses_the_threshold(tmp_path, monkeypatch):
@@ -188,6 +188,7 @@ def test_not_covered_goes_to_tifffile_even_after_a_fast_series(tmp_path, options
     (np.zeros((2, 4, 1), np.uint8), {"photometric": "minisblack"}),
     (np.zeros((4, 4), np.uint8), {"photometric": "rgb"}),
     (np.zeros((4, 4), np.uint8), {"photometric": "minisblack", "description": "mine"}),
+    (np.zeros((4, 4), np.uint8), {"photometric": "minisblack", "compression": "deflate"}),
     (np.zeros((4, 4), np.uint8), {"photometric": "minisblack", "compression": "zlib",
                                   "compressionargs": {"level": 6, "strategy": 1}}),
 ])
