@@ -278,3 +278,23 @@ def test_over_an_existing_file_and_failure_keeps_it(tmp_path):
         iio.imwrite(path, np.zeros((2, 4, 4), object))
     np.testing.assert_array_equal(tifffile.imread(path), _data((3, 9, 9), "f4"))
     assert sorted(os.listdir(tmp_path)) == ["v.tif"]
+
+
+def test_file_objects_the_encoder_cannot_position_go_to_tifffile(tmp_path):
+    image = _data((2, 8, 8), "u2")
+    fallback = lambda append=False: None  # noqa: E731
+    with open(tmp_path / "a.tif", "ab") as fh:  # O_APPEND: pwrite would append
+        assert encode.open_encoder(fh, "shaped", {"bigtiff": False}, fallback) is None
+    import io
+    assert encode.open_encoder(io.BytesIO(), "shaped", {}, fallback) is None
+    with open(tmp_path / "b.tif", "w+b") as fh:
+        assert encode.open_encoder(fh, "imagej", {}, fallback) is None
+        assert encode.open_encoder(fh, "shaped", {"byteorder": ">"}, fallback) is None
+        assert isinstance(encode.open_encoder(fh, "shaped", {"bigtiff": True}, fallback),
+                          TiffEncoder)
+    with open(tmp_path / "c.tif", "w+b") as fh:  # a TIFF inside a file, after other bytes
+        fh.write(b"prefix--")
+        iio.imwrite(fh, image, extension=".tif")
+    with open(tmp_path / "c.tif", "rb") as fh:
+        fh.seek(8)
+        np.testing.assert_array_equal(tifffile.imread(fh), image)

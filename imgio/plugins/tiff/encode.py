@@ -558,12 +558,17 @@ def open_encoder(fh, flavour: str, writer_kwargs: dict,
         return None
     if os.environ.get("IMGIO_TIFF_ENCODER", "1").strip().lower() in ("0", "false", "no"):
         return None
+    if not (hasattr(os, "pwrite") and hasattr(os, "pwritev")):
+        return None  # positioned writes are POSIX (not Windows)
     try:
         fd = fh.fileno()
         if not _is_regular(fd):
             return None
+        import fcntl
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return None  # Linux's pwrite appends on O_APPEND descriptors, whatever the offset
         fh.tell()
-    except (AttributeError, OSError, ValueError):
+    except (AttributeError, ImportError, OSError, ValueError):
         return None
     return TiffEncoder(fh, bigtiff=bool(writer_kwargs.get("bigtiff")), fallback=fallback)
 
