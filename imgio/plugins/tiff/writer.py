@@ -78,9 +78,9 @@ class WriterMixin:
         wk.pop("imagej", None)
         wk.pop("ome", None)
         wk.setdefault("bigtiff", bigtiff)
-        if wk.get("durable") is not None:  # fsync before the rename (issue 21)
-            self._request.durable = bool(wk["durable"])
-        wk.pop("durable", None)
+        durable = wk.pop("durable", None)
+        if durable is not None:  # fsync before the rename (issue 21)
+            self._request.durable = bool(durable)
         fh = self._request.get_file()
         tiff_writer = functools.partial(tifffile.TiffWriter, fh, imagej=flavour == "imagej",
                                         ome=flavour == "ome", **wk)
