@@ -472,6 +472,7 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="the issue's sizes (512 MiB)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("-k", dest="only", default="fresh,existing,append,zlib")
+    parser.add_argument("--volume", help="volume shape, e.g. 64x1024x1024 (default: CI size)")
     parser.add_argument("--sync", action="store_true",
                         help="os.sync() before every timed call (steadier on a busy disk)")
     parser.add_argument("--costs", action="store_true",
@@ -481,6 +482,8 @@ def main(argv=None) -> int:
         atomic_costs((64, 1024, 1024) if not args.full else (256, 1024, 1024), args.rounds)
         return 0
     vshape = (256, 1024, 1024) if args.full else VOLUME if FULL else (64, 512, 512)
+    if args.volume:
+        vshape = tuple(int(n) for n in args.volume.split("x"))
     nframes = 256 if args.full else 64
     vol = _frames(vshape)
     frames = _frames((nframes,) + FRAME, seed=1)
