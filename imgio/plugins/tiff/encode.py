@@ -66,6 +66,9 @@ _KEYS = frozenset(("photometric", "metadata", "resolution", "resolutionunit", "c
                    "compressionargs", "level", "maxworkers", "contiguous", "description",
                    "software"))
 
+#: IFD templates by (BigTIFF?, layout): the IFDs of a write are patched copies
+_TEMPLATES: dict = {}
+
 # TIFF field types
 _ASCII, _SHORT, _LONG, _RATIONAL, _LONG8 = 2, 3, 4, 5, 16
 _TYPE_SIZE = {_ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _LONG8: 8}
@@ -219,7 +222,6 @@ class TiffEncoder:
         self._closed = False
         self._workers = maxworkers
         self._plans: dict = {}
-        self._templates: dict = {}
         self._head = 16 if self._big else 8
         self._pos = self._start + self._head  # where the next data go
 
@@ -452,11 +454,17 @@ class TiffEncoder:
         pos += pos & 1  # IFDs start on a word boundary
         first = pos
         chunks = []
-        for i, page in enumerate(self._pages):
-            last = i == len(self._pages) - 1
-            ifd = self._ifd(page, pos - self._start, last)
-            chunks.append(ifd)
-            pos += len(ifd)
+        pages = self._pages
+        i = 0
+        while i < len(pages):  # runs of pages sharing one IFD template, patched at once
+            key = self._template_key(pages[i])
+            j = i + 1
+            while j < len(pages) and self._template_key(pages[j]) == key:
+                j += 1
+            chunk = self._ifd_run(pages[i:j], key, pos - self._start, j == len(pages))
+            chunks.append(chunk)
+            pos += len(chunk)
+            i = j
         if chunks:
             _pwrite_all(self._fd, b"".join(chunks), first)
         if big:
@@ -467,22 +475,38 @@ class TiffEncoder:
         os.pwrite(self._fd, header, self._start)
         self._fh.seek(max(pos, self._pos))
 
-    def _ifd(self, page: _Page, at: int, last: bool) -> bytes:
-        """The IFD of ``page`` at file offset ``at``: a cached template, patched."""
+    def _template_key(self, page: _Page) -> tuple:
         off_type = _LONG8 if self._big else _LONG
         cnt_type = off_type if max(page.counts) >= 2 ** 32 else _LONG
-        key = (page.common, page.description, page.software, len(page.offsets), cnt_type)
-        template = self._templates.get(key)
+        return (page.common, page.description, page.software, len(page.offsets), off_type,
+                cnt_type)
+
+    def _ifd_run(self, run: list, key: tuple, at: int, last: bool) -> bytes:
+        """The IFDs of ``run`` (pages of one template), chained, the first at offset ``at``."""
+        template = _TEMPLATES.get((self._big, key))
         if template is None:
-            template = self._templates[key] = self._ifd_template(page, off_type, cnt_type)
-        raw, fixups, (off_pos, off_fmt), (cnt_pos, cnt_fmt), next_pos, ofmt = template
-        buf = bytearray(raw)
+            template = self._ifd_template(run[0], key[-2], key[-1])
+            if len(_TEMPLATES) > 256:
+                _TEMPLATES.clear()
+            _TEMPLATES[(self._big, key)] = template
+        raw, fixups, (off_pos, off_dt), (cnt_pos, cnt_dt), next_pos, ptr_dt = template
+        n, size = len(run), len(raw)
+        buf = np.frombuffer(raw * n, np.uint8).reshape(n, size).copy()
+        ats = at + size * np.arange(n, dtype=np.int64)
+
+        def put(pos, values, dt):
+            v = np.ascontiguousarray(np.asarray(values, np.int64).reshape(n, -1), dt)
+            buf[:, pos:pos + v.shape[1] * dt.itemsize] = v.view(np.uint8)
+
         for pointer, rel in fixups:
-            struct.pack_into(ofmt, buf, pointer, at + rel)
-        struct.pack_into(off_fmt, buf, off_pos, *page.offsets)
-        struct.pack_into(cnt_fmt, buf, cnt_pos, *page.counts)
-        struct.pack_into(ofmt, buf, next_pos, 0 if last else at + len(buf))
-        return buf
+            put(pointer, ats + rel, ptr_dt)
+        put(off_pos, [p.offsets for p in run], off_dt)
+        put(cnt_pos, [p.counts for p in run], cnt_dt)
+        following = ats + size
+        if last:
+            following[-1] = 0
+        put(next_pos, following, ptr_dt)
+        return buf.tobytes()
 
     def _ifd_template(self, page: _Page, off_type: int, cnt_type: int):
         """An IFD for ``page`` at offset 0 with zero strip offsets/counts, and where to patch."""
@@ -543,8 +567,9 @@ class TiffEncoder:
         next_pos = len(out)
         out += struct.pack(ofmt, 0)
         assert len(out) == size
-        return (bytes(out + extra), fixups, (slots[273], f"<{n}{_TYPE_CODE[off_type]}"),
-                (slots[279], f"<{n}{_TYPE_CODE[cnt_type]}"), next_pos, ofmt)
+        dtype = {_LONG: np.dtype("<u4"), _LONG8: np.dtype("<u8")}
+        return (bytes(out + extra), fixups, (slots[273], dtype[off_type]),
+                (slots[279], dtype[cnt_type]), next_pos, dtype[_LONG8 if big else _LONG])
 
 
 def open_encoder(fh, flavour: str, writer_kwargs: dict,
