@@ -153,9 +153,11 @@ def _tifffile_zlib_best(path, vol, kw):
     tifffile.imwrite(path, vol, photometric="minisblack", maxworkers=2, **kw)
 
 
+WRITERS["tifffile_best"] = _tifffile_zlib_best
+
+
 @pytest.mark.benchmark(group=VGROUP.format("zlib"))
 def test_tifffile_write_volume_zlib_maxworkers2(benchmark, record_peak, tmp_path, volume):
-    WRITERS["tifffile_best"] = _tifffile_zlib_best
     _write_volume(benchmark, record_peak, tmp_path, volume, "tifffile_best", True)
 
 
