@@ -239,6 +239,9 @@ def test_folder_uses_no_private_or_public_api_of_others():
     from imgio.plugins import folder
     text = inspect.getsource(folder)
     for banned in ("imgio.v3", "from .. import v3", "_fasttiff", "_tp.", "import tifffile",
-                   "from . import tifffile"):
+                   "from . import tifffile", "plugins.tiff", "from .tiff", "from .hdf5",
+                   "TifffilePlugin", "._tif", "_series_obj", "fastpath"):
         assert banned not in text, banned
+    import re
+    assert not re.search(r"\.name\s*[!=]=", text)  # no dispatch on plugin names
 

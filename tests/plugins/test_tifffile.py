@@ -128,3 +128,60 @@ def test_small_compressed_files_decode_on_one_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(tp, "_SMALL_FILE", 16)  # now "large": every CPU
     np.testing.assert_array_equal(iio.imread(small), vol)
     assert seen == [1, 3, 4]
+
+
+def test_raw_stack_is_read_through_imgio_io_raw(tmp_path, monkeypatch):
+    """fast=False on an uncompressed contiguous series: one positioned read of its bytes,
+    on the threads asked for, big-endian data swapped to native."""
+    from imgio.io import raw
+    vol = (np.arange(6 * 40 * 50, dtype=np.uint16) * 7).reshape(6, 40, 50)
+    path = tmp_path / "raw.tif"
+    tifffile.imwrite(path, vol, byteorder=">", photometric="minisblack")
+    calls = []
+    real = raw.pread_ranges
+    monkeypatch.setattr(raw, "pread_ranges",
+                        lambda fd, views, offsets, **kw: calls.append(
+                            ([len(v) for v in views], kw.get("workers"))) or
+                        real(fd, views, offsets, **kw))
+    got = iio.imread(path, fast=False, maxworkers=2)
+    np.testing.assert_array_equal(got, vol)
+    assert got.dtype.isnative
+    assert calls == [([vol.nbytes], 2)]
+
+
+def test_raw_stack_truncated_while_reading_names_the_file(tmp_path, monkeypatch):
+    """raw.Truncated (the file ends inside the pixel bytes) is CorruptFileError naming it."""
+    from imgio.plugins.tiff.plugin import TifffilePlugin
+    vol = np.ones((4, 64, 64), np.uint8)
+    path = tmp_path / "short.tif"
+    tifffile.imwrite(path, vol, photometric="minisblack")
+    size = path.stat().st_size
+    # the plugin checks the declared size before it reads; a data offset moved towards the
+    # end of the file (as if the file shrank after that check) makes the read itself short
+    monkeypatch.setattr(TifffilePlugin, "_contiguous_offset",
+                        lambda self, ser: size - vol.nbytes // 2)
+    with pytest.raises(CorruptFileError, match="short.tif.*truncated"):
+        iio.imread(path, fast=False)
+
+
+def test_tiff_package_is_light_and_the_plugin_whole():
+    """``imgio.plugins.tiff`` (what the registry sniffs with) imports no backend; the
+    plugin module brings the package's parts together in one class."""
+    import subprocess
+    import sys
+    code = ("import sys; from imgio.plugins.tiff import sniff; "
+            "print(sorted(m for m in ('tifffile', 'imagecodecs', 'imgio.plugins.tiff.plugin',"
+            " 'imgio.plugins.tiff.writer', 'imgio.plugins.tiff.damage') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+    from imgio.plugins.tiff import damage, meta, region, writer
+    from imgio.plugins.tiff.plugin import TifffilePlugin
+    for mixin in (damage.DamageMixin, meta.MetaMixin, region.RegionMixin, writer.WriterMixin):
+        assert issubclass(TifffilePlugin, mixin)
+    # every public method of the plugin contract is defined once, on one class of the package
+    for name in ("read", "iter", "properties", "metadata", "write", "append", "chunks",
+                 "read_region"):
+        owners = [c for c in TifffilePlugin.__mro__ if name in vars(c)
+                  and c.__module__.startswith("imgio.plugins.tiff")]
+        assert len(owners) == 1, (name, owners)
