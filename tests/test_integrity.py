@@ -261,16 +261,22 @@ def test_partial_files_are_never_read_and_stale_ones_are_cleaned(tmp_path):
     assert live.exists()  # a live process's temporary file stays
 
 
-def test_commit_fsyncs_unless_opted_out(tmp_path, monkeypatch):
+def test_commit_fsyncs_only_when_durable(tmp_path, monkeypatch):
+    # atomic by default (temp file + rename, no fsync); durability is opt-in (issue 21)
     calls = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    monkeypatch.delenv("IMGIO_DURABLE", raising=False)
     iio.imwrite(tmp_path / "a.tif", np.zeros((4, 4), np.uint8))
-    assert len(calls) >= 1
+    assert calls == []
+    monkeypatch.setenv("IMGIO_DURABLE", "1")
+    iio.imwrite(tmp_path / "b.tif", np.zeros((4, 4), np.uint8))
+    assert len(calls) == 2  # the temporary file before the rename, the folder after it
     calls.clear()
     monkeypatch.setenv("IMGIO_DURABLE", "0")
-    iio.imwrite(tmp_path / "b.tif", np.zeros((4, 4), np.uint8))
+    iio.imwrite(tmp_path / "c.tif", np.zeros((4, 4), np.uint8))
     assert calls == []
+    assert (iio.imread(tmp_path / "b.tif") == 0).all()
 
 
 def test_write_errors_name_the_target(tmp_path):

@@ -11,10 +11,13 @@ write succeeded.  A failed write leaves any previous file untouched and
 removes the temporary file; its error (:class:`~imgio.errors.WriteError`)
 names the target, not the temporary file.
 
-Durability: the temporary file is ``fsync``-ed before the rename and the
-folder after it (so after a power cut the target is the old file or the new
-one, never an empty or partial one).  ``IMGIO_DURABLE=0`` skips both syncs
-(faster on slow disks, atomic but not durable).
+Durability is opt-in: with ``IMGIO_DURABLE=1`` (or ``request.durable = True``,
+the ``durable=True`` write keyword of plugins that take it) the temporary file
+is ``fsync``-ed before the rename and the folder after it, so after a power cut
+the target is the old file or the new one, never an empty or partial one.  By
+default neither is synced: the write is atomic for every other process (they
+see the old file or the complete new one) at the speed of the page cache, as
+``tifffile.imwrite`` writes (see docs/limits.md, "What an atomic write costs").
 
 Temporary files are named ``.<target>.<pid>.<random>.imgio-partial``.  A
 process killed with ``kill -9`` cannot remove its own; the next write into the
@@ -69,8 +72,12 @@ def _is_glob(text: str) -> bool:
 PARTIAL_SUFFIX = ".imgio-partial"
 
 
-def _durable() -> bool:
-    return os.environ.get("IMGIO_DURABLE", "1").strip().lower() not in ("0", "false", "no")
+def _durable(request: Any = None) -> bool:
+    """fsync before and after the rename?  ``request.durable`` if set, else ``IMGIO_DURABLE``."""
+    chosen = getattr(request, "durable", None)
+    if chosen is not None:
+        return bool(chosen)
+    return os.environ.get("IMGIO_DURABLE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -342,8 +349,12 @@ class Request:
                     raw.close()
                     raise
             else:
-                # readable too: some writers finish a file by rewriting its header
-                self._file = open(self.get_local_filename(), "w+b")
+                # readable too: some writers finish a file by rewriting its header.
+                # "r+b", not "w+b": mkstemp made it empty, and truncating a file makes ext4
+                # flush it when it is closed (auto_da_alloc), a cost fresh targets need not pay
+                self._file = open(self.get_local_filename(), "r+b")
+                if os.fstat(self._file.fileno()).st_size:
+                    self._file.truncate()
             self._own_file = True
         elif self.kind == "bytes":
             self._file = io.BytesIO(self._bytes)
@@ -535,10 +546,11 @@ class Request:
         return self._result
 
     def _commit(self) -> None:
-        """fsync (unless ``IMGIO_DURABLE=0``), chmod and rename the temporary file."""
+        """fsync (if durable, see :func:`_durable`), chmod and rename the temporary file."""
         tmp = self._tmp_path
+        durable = _durable(self)
         try:
-            if _durable():
+            if durable:
                 fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 try:
                     os.fsync(fd)
@@ -549,7 +561,7 @@ class Request:
         except OSError as exc:
             raise self.write_error(exc) from exc
         self._tmp_path = None
-        if _durable() and hasattr(os, "O_DIRECTORY"):
+        if durable and hasattr(os, "O_DIRECTORY"):
             try:  # the rename itself reaches the disk with the folder's metadata
                 dfd = os.open(os.path.dirname(self.path), os.O_RDONLY | os.O_DIRECTORY)
                 try:

@@ -20,6 +20,7 @@ set by :meth:`WriterMixin._init_writer`; it needs the plugin's ``_request``,
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import tifffile
 
 from ...errors import DTypeError, FormatError, ShapeError
 from ..physical import normalize_unit
+from . import encode
 
 __all__ = ["WriterMixin", "WRITES_PHYSICAL"]
 
@@ -52,7 +54,7 @@ class WriterMixin:
     v2_append_writes_images = True
 
     #: TiffWriter constructor keywords that ``write`` accepts on its first call
-    _WRITER_KEYS = ("bigtiff", "byteorder", "imagej", "ome", "shaped")
+    _WRITER_KEYS = ("bigtiff", "byteorder", "imagej", "ome", "shaped", "durable")
 
     def _init_writer(self, kwargs: dict) -> None:
         """Writer state; ``kwargs`` are the open() keywords (TiffWriter's on the first write)."""
@@ -76,8 +78,14 @@ class WriterMixin:
         wk.pop("imagej", None)
         wk.pop("ome", None)
         wk.setdefault("bigtiff", bigtiff)
-        self._writer = tifffile.TiffWriter(self._request.get_file(), imagej=flavour == "imagej",
-                                           ome=flavour == "ome", **wk)
+        durable = wk.pop("durable", None)
+        if durable is not None:  # fsync before the rename (issue 21)
+            self._request.durable = bool(durable)
+        fh = self._request.get_file()
+        tiff_writer = functools.partial(tifffile.TiffWriter, fh, imagej=flavour == "imagej",
+                                        ome=flavour == "ome", **wk)
+        # plain volumes straight from the array (issue 21); tifffile writes the rest
+        self._writer = encode.open_encoder(fh, flavour, wk, tiff_writer) or tiff_writer()
         self._flavour = flavour
 
     def _choose_flavour(self, images: list[np.ndarray], physical: bool, ome, imagej,
