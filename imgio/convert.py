@@ -55,7 +55,7 @@ def ngff_axes(axes: str | None, shape) -> tuple[str, tuple[int, ...]]:
     """
     ndim = len(shape)
     if axes is None or len(axes) != ndim:
-        from .plugins.zarr import _DEFAULT_AXES
+        from .plugins.zarr.ngff import _DEFAULT_AXES
         axes = _DEFAULT_AXES.get(ndim)
         if axes is None:
             raise ValueError(f"cannot map {ndim} axes without names onto NGFF; pass axes=")
@@ -136,14 +136,14 @@ def _open_level(root, storage_options, k: int):
 
 
 def _task_level0(src, read_kw, perm, shape_out, root, storage_options, a, b) -> int:
-    from .plugins.zarr import write_rows
+    from .plugins.zarr.write import write_rows
     arr = _open_level(root, storage_options, 0)
     write_rows(arr, a, _read_rows(src, read_kw, perm, shape_out, a, b))
     return b - a
 
 
 def _task_level(root, storage_options, k, factors, method, a, b) -> int:
-    from .plugins.zarr import downsample, write_rows
+    from .plugins.zarr.write import downsample, write_rows
     prev = _open_level(root, storage_options, k - 1)
     arr = _open_level(root, storage_options, k)
     f0 = factors[0]
@@ -199,7 +199,7 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
                          f"{dst}; imgio.cli.convert copies between other formats frame by frame.")
     from . import v3
     from .core.remote import is_remote_url as _is_remote_url
-    from .plugins.zarr import LevelWriter, create_ngff
+    from .plugins.zarr.write import LevelWriter, create_ngff
     from .progress import make_progress
     if dataset is not None:
         read_kw["dataset"] = dataset
@@ -276,7 +276,7 @@ def convert(src: Any, dst: Any, *, scheduler: Any = None, progress: Any = False,
         ok = True
     finally:
         if remote and not ok:
-            from .plugins.zarr import discard_store
+            from .plugins.zarr.write import discard_store
             discard_store(_store(root, storage_options))
         if not remote:
             if ok:

@@ -500,7 +500,7 @@ def test_s3_interrupted_zarr_write_is_no_image(s3, monkeypatch):
     but no root zarr.json: no Zarr group, no image, for imgio or zarr-python."""
     import zarr
     from zarr.storage import FsspecStore
-    from imgio.plugins import zarr as zplugin
+    from imgio.plugins.zarr import plugin as zplugin
     options, fs = s3
     monkeypatch.setattr(zplugin, "discard_store", lambda store: None)
     url = _key("died.ome.zarr")

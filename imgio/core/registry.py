@@ -243,7 +243,7 @@ PLUGINS: list[PluginSpec] = [
         backend="h5py", sniff=_hdf5, aliases=("HDF5", "h5py"),
     ),
     PluginSpec(
-        name="zarr", module="imgio.plugins.zarr", class_name="ZarrPlugin",
+        name="zarr", module="imgio.plugins.zarr.plugin", class_name="ZarrPlugin",
         extensions=(".zarr", ".ome.zarr"), modes="iIvV",
         description="Zarr v2/v3 arrays and OME-Zarr (NGFF 0.4/0.5) via zarr-python",
         backend="zarr", extra="zarr", aliases=("ZARR", "OME-Zarr", "ome-zarr", "ngff"),

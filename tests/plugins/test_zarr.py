@@ -12,7 +12,7 @@ import imgio
 import imgio.v2 as iio2
 import imgio.v3 as iio
 from imgio.errors import FormatError, ShapeError
-from imgio.plugins.zarr import downsample
+from imgio.plugins.zarr.write import downsample
 
 
 def _vol(shape, dtype=np.uint16, seed=0):
