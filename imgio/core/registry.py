@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
 import importlib.util
 import threading
 import warnings
@@ -296,6 +295,9 @@ def _load_entry_points() -> None:
         if _entry_points_state is not None:
             return
         _entry_points_state = False
+        # importlib.metadata costs ~15 ms to import: paid on the first registry
+        # lookup, not by ``import imgio``
+        import importlib.metadata
         try:
             try:
                 found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
