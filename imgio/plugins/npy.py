@@ -21,6 +21,7 @@ from numpy.lib import format as npformat
 from .. import _kernels
 from ..core.limits import check_nbytes
 from ..core.plugin import ImageProperties, PluginV3
+from ..io import raw
 from ..errors import unexpected_keyword
 from ..errors import CorruptFileError, InitializationError, ShapeError
 from .npy_sniff import sniff as _npy, sniff_npz as _zip
@@ -222,12 +223,21 @@ def _read_runs(request, offset: int, shape: tuple, dtype: np.dtype, box: tuple,
     strides = [itemsize * math.prod(shape[i + 1:]) for i in range(len(shape))]
     flat = out.reshape(runs, -1) if runs else out
     run_bytes = flat.shape[-1] * itemsize if runs else 0
-    fh = request.get_file()
     base = offset + sum(box[i].start * strides[i] for i in range(len(lead), len(shape)))
-    for j, idx in enumerate(np.ndindex(*(b.stop - b.start for b in lead))):
-        pos = base + sum((lead[i].start + v) * strides[i] for i, v in enumerate(idx))
+    positions = [base + sum((lead[i].start + v) * strides[i] for i, v in enumerate(idx))
+                 for idx in np.ndindex(*(b.stop - b.start for b in lead))]
+    views = [memoryview(flat[j]).cast("B") for j in range(len(positions))]
+    if request.kind == "path":  # a local file: positioned reads (imgio.io.raw)
+        try:
+            raw.pread_ranges(request.fileno(), views, positions)
+        except raw.Truncated as exc:
+            raise CorruptFileError(f"{what}: the array is truncated (read {exc.got} of "
+                                   f"{exc.wanted} bytes at offset {exc.offset}).") from None
+        return
+    fh = request.get_file()  # a file object (remote, bytes, ...): seek + readinto
+    for pos, view in zip(positions, views):
         fh.seek(pos)
-        got = fh.readinto(memoryview(flat[j]).cast("B"))
+        got = fh.readinto(view)
         if got != run_bytes:
             raise CorruptFileError(f"{what}: the array is truncated "
                                    f"(read {got} of {run_bytes} bytes at offset {pos}).")
