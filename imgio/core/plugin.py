@@ -149,8 +149,14 @@ class PluginV3:
             guarded_init._imgio_guarded = True
             cls.__init__ = guarded_init
         for name in _LOCKED_METHODS:
-            method = cls.__dict__.get(name)
-            if method is not None and not getattr(method, "_imgio_locked", False):
+            # the first definition in the MRO: a plugin composed of mixins (the TIFF
+            # plugin's region reads, metadata and writer) is locked like one defined
+            # in a single class body; PluginV3's own defaults stay as they are
+            owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+            if owner is None or owner is PluginV3 or owner is object:
+                continue
+            method = owner.__dict__[name]
+            if not getattr(method, "_imgio_locked", False):
                 wrapped = _locked(method)
                 wrapped._imgio_locked = True
                 setattr(cls, name, wrapped)
