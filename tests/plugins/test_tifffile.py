@@ -183,6 +183,8 @@ def test_tiff_package_is_light_and_the_plugin_whole():
     # every public method of the plugin contract is defined once, on one class of the package
     for name in ("read", "iter", "properties", "metadata", "write", "append", "chunks",
                  "read_region"):
-        owners = [c for c in TifffilePlugin.__mro__ if name in vars(c)
-                  and c.__module__.startswith("imgio.plugins.tiff")]
+        # (the composed class holds the lock wrapper of a mixin's method: same function)
+        import inspect
+        owners = {inspect.unwrap(vars(c)[name]) for c in TifffilePlugin.__mro__
+                  if name in vars(c) and c.__module__.startswith("imgio.plugins.tiff")}
         assert len(owners) == 1, (name, owners)
