@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import CorruptFileError, unexpected_keyword
+from ...io import raw
 from .damage import _DAMAGE
 
 __all__ = ["RegionMixin"]
@@ -236,11 +237,20 @@ class RegionMixin:
                 raise CorruptFileError(
                     f"{self._request.filename}: segment {j} of a page ({count} bytes at "
                     f"offset {offset}) lies past the end of the {size}-byte file.")
-            fh.seek(offset)
-            data = fh.read(count)
-            if len(data) != count:
-                raise CorruptFileError(f"{self._request.filename}: segment {j} is truncated "
-                                       f"(read {len(data)} of {count} bytes).")
+            if self._request.kind == "path":  # a local file: positioned reads (imgio.io.raw)
+                data = bytearray(count)
+                try:
+                    raw.pread_into(self._request.fileno(), memoryview(data), offset)
+                except raw.Truncated as exc:
+                    raise CorruptFileError(
+                        f"{self._request.filename}: segment {j} is truncated (read "
+                        f"{exc.got} of {count} bytes).") from None
+            else:  # a file object (remote, bytes): tifffile's handle
+                fh.seek(offset)
+                data = fh.read(count)
+                if len(data) != count:
+                    raise CorruptFileError(f"{self._request.filename}: segment {j} is "
+                                           f"truncated (read {len(data)} of {count} bytes).")
         if data is None:
             block = None
         else:
