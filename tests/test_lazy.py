@@ -452,60 +452,11 @@ def test_imgio_lazy_is_a_callable_package(files):
 
 
 # -- no import cycles -----------------------------------------------------------------------------
-def _import_graph():
-    """imgio module -> imgio modules it imports, module- and function-level alike."""
-    import ast
-    import pathlib
-    root = pathlib.Path(imgio.__file__).parent
-    graph = {}
-    for path in root.rglob("*.py"):
-        rel = path.relative_to(root.parent).with_suffix("")
-        parts = list(rel.parts)
-        is_pkg = parts[-1] == "__init__"
-        if is_pkg:
-            parts = parts[:-1]
-        mod = ".".join(parts)
-        package = mod if is_pkg else ".".join(parts[:-1])
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[:len(base) - node.level + 1]
-                    prefix = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    prefix = node.module or ""
-                names = [prefix] + [f"{prefix}.{a.name}" for a in node.names]
-            else:
-                continue
-            deps.update(n for n in names if n.startswith("imgio"))
-        graph[mod] = deps
-    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
-
-
-def test_no_import_cycles():
-    graph = _import_graph()
-    # a submodule's parent package runs first: imgio/__init__ imports nothing eagerly
-    state, stack, cycles = {}, [], []
-
-    def visit(m):
-        state[m] = 1
-        stack.append(m)
-        for d in sorted(graph[m]):
-            if state.get(d) == 1:
-                cycles.append(stack[stack.index(d):] + [d])
-            elif d not in state:
-                visit(d)
-        stack.pop()
-        state[m] = 2
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m)
-    cycles = [c for c in cycles if c[0] != "imgio"]  # the top package's lazy __getattr__
-    assert cycles == []
+def test_lazy_layer_imports_no_plugin():
+    """The lazy layer knows plugins only through the contract (the whole-package
+    cycle check is tests/core/test_import_graph.py, whose graph this reuses)."""
+    from tests.core.test_import_graph import import_graph
+    graph = import_graph()
     assert "imgio.lazy" not in {d for d in graph["imgio.core.plugin"]}
     for layer in ("imgio.lazy", "imgio.lazy.array", "imgio.lazy.sources", "imgio.lazy.dask",
                   "imgio.plugins.folder"):
