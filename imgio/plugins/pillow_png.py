@@ -83,7 +83,10 @@ def _decode_plain_png(data: bytes, mode: str, shape: tuple[int, ...]) -> np.ndar
     _FAST.decoding = True
     try:
         arr = decode(data)
-    except Exception:  # noqa: BLE001 - damaged or unusual: Pillow's path decides
+    except (RuntimeError, ValueError):
+        # what imagecodecs raises for a stream libpng refuses (PngError, a RuntimeError;
+        # ValueError for no PNG): Pillow's path decides whether the file is damaged.
+        # Anything else (imgio calling the decoder wrongly) propagates.
         return None
     finally:
         _FAST.decoding = False

@@ -834,3 +834,25 @@ def test_png_libpng_warnings_send_the_file_to_pillow_without_a_log_line(caplog, 
     assert calls == [False]
     assert [r.getMessage() for r in caplog.records if r.name == "imagecodecs"] == \
         ["PNG warning: iCCP: too short"]
+
+
+def test_fast_path_falls_back_only_for_codec_errors(tmp_path, monkeypatch):
+    """libpng's refusals (PngError, a RuntimeError) hand the file to Pillow; an error of
+    any other kind (imgio calling the decoder wrongly) is not hidden as a fallback."""
+    from imgio.plugins import pillow_png
+    import imagecodecs
+    path = tmp_path / "plain.png"
+    img = (np.arange(32 * 24 * 3) % 251).astype(np.uint8).reshape(32, 24, 3)
+    Image.fromarray(img).save(path)
+    iio.imread(path)  # loads the decoder
+
+    def refuses(data):
+        raise imagecodecs.PngError("refused")
+    monkeypatch.setattr(pillow_png, "_png_decode", refuses)
+    np.testing.assert_array_equal(iio.imread(path), img)  # Pillow decoded it
+
+    def bug(data):
+        raise TypeError("imgio passed the wrong argument")
+    monkeypatch.setattr(pillow_png, "_png_decode", bug)
+    with pytest.raises(TypeError, match="wrong argument"):
+        iio.imread(path)
