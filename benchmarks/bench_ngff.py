@@ -33,12 +33,11 @@ printed on a busy one say little about absolute speed, a little about ratios).
 from __future__ import annotations
 
 import argparse
-import http.server
+import contextlib
 import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,10 @@ import threading
 import time
 
 import numpy as np
+
+# the loopback servers the tests use too (tests/servers.py), when run as a script
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.servers import http_folder, moto_s3  # noqa: E402
 
 CHUNKS = (64, 128, 128)
 SHARDS = (64, 512, 512)
@@ -215,37 +218,17 @@ def bench_a(sz: dict, rounds: int, folder: str,
 
 
 # -- (b) S3 box read -------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def s3_plane(i: int, y: int, x: int) -> np.ndarray:
     """Plane ``i`` of the S3 volume: smooth, so the store compresses well and fills fast."""
     return ((np.add.outer(np.arange(y) // 4, np.arange(x) // 4) + i) % 4096).astype(np.uint16)
-
-
-def start_moto():
-    import logging
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    from moto.server import ThreadedMotoServer
-    import s3fs
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"key": "testing", "secret": "testing",
-               "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "us-west-2"}}
-    s3fs.S3FileSystem(**options).mkdir("bench")
-    return server, options
 
 
 def bench_b(sz: dict, rounds: int) -> dict:
     import imgio.v3 as iio
     import zarr
     from zarr.storage import FsspecStore
-    server, options = start_moto()
+    servers = contextlib.ExitStack()
+    options, _fs = servers.enter_context(moto_s3("bench"))
     try:
         z, y, x = sz["s3"]
         url = "s3://bench/big.ome.zarr"
@@ -285,49 +268,10 @@ def bench_b(sz: dict, rounds: int) -> dict:
               f"{'met' if ratio <= 1.1 else 'MISSED'})")
         return res
     finally:
-        server.stop()
+        servers.close()
 
 
 # -- (c) TIFF pages over HTTP ----------------------------------------------------------------
-class CountingHandler(http.server.SimpleHTTPRequestHandler):
-    """A folder with single-range support; counts bytes sent and requests."""
-
-    sent = 0
-    requests = 0
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        type(self).requests += 1
-        path = self.translate_path(self.path)
-        rng = self.headers.get("Range")
-        if not rng or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        first, _, last = rng.replace("bytes=", "").partition("-")
-        start, end = (int(first), min(int(last), size - 1) if last else size - 1) if first \
-            else (max(0, size - int(last)), size - 1)
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return io.BytesIO(data)
-
-    def copyfile(self, source, outputfile):
-        while True:
-            data = source.read(1 << 20)
-            if not data:
-                break
-            type(self).sent += len(data)
-            outputfile.write(data)
-
-
 def bench_c(sz: dict, rounds: int, folder: str) -> dict:
     import tifffile
     import imgio
@@ -335,11 +279,9 @@ def bench_c(sz: dict, rounds: int, folder: str) -> dict:
     shape = sz["http"]
     path = os.path.join(folder, "pages.tif")
     make_tiff(path, shape)
-    handler = type("H", (CountingHandler,), {})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=folder, **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/pages.tif"
+    servers = contextlib.ExitStack()
+    base, handler = servers.enter_context(http_folder(folder))
+    url = f"{base}/pages.tif"
     k, n = shape[0] // 2, 8
     expected = tifffile.imread(path, key=range(k, k + n))
     try:
@@ -372,8 +314,7 @@ def bench_c(sz: dict, rounds: int, folder: str) -> dict:
               f"{res['imgio']['bytes'] / res['download']['bytes']:.3f}")
         return res
     finally:
-        server.shutdown()
-        server.server_close()
+        servers.close()
         os.remove(path)
 
 

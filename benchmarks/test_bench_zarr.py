@@ -23,11 +23,7 @@ volume; a 4 GiB store with a 512 x 512 x 64 box).  Quick-size figures are noisy.
 """
 from __future__ import annotations
 
-import http.server
-import os
 import shutil
-import socket
-import threading
 
 import numpy as np
 import pytest
@@ -36,6 +32,8 @@ import zarr
 
 import imgio.v3 as iio
 from imgio.convert import convert
+
+from tests.servers import http_folder, moto_s3
 
 from .conftest import FULL
 
@@ -139,32 +137,16 @@ def test_omezarrpy_tiff_to_omezarr(benchmark, record_peak, tiff_src, tmp_path):
 
 
 # -- S3 box read ------------------------------------------------------------------------------
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_store():
-    from moto.server import ThreadedMotoServer
-    import s3fs
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "us-west-2"}}
-    s3fs.S3FileSystem(**options).mkdir("bench")
-    url = "s3://bench/big.ome.zarr"
-    z, y, x = S3_VOLUME
-    # streamed frame by frame (the full-size store is 4 GiB: never in memory)
-    with iio.imopen(url, "w", storage_options=options) as f:
-        for i in range(z):
-            f.append(_plane(i, y, x), levels=1, chunks=CHUNKS, shards=SHARDS)
-    try:
+    with moto_s3("bench") as (options, _fs):
+        url = "s3://bench/big.ome.zarr"
+        z, y, x = S3_VOLUME
+        # streamed frame by frame (the full-size store is 4 GiB: never in memory)
+        with iio.imopen(url, "w", storage_options=options) as f:
+            for i in range(z):
+                f.append(_plane(i, y, x), levels=1, chunks=CHUNKS, shards=SHARDS)
         yield url, options
-    finally:
-        server.stop()
 
 
 def _plane(i, y, x) -> np.ndarray:
@@ -208,52 +190,13 @@ def test_zarr_s3_box(benchmark, s3_store):
 
 
 # -- TIFF page over HTTP --------------------------------------------------------------------
-class _Counting(http.server.SimpleHTTPRequestHandler):
-    sent = 0
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        path = self.translate_path(self.path)
-        rng = self.headers.get("Range")
-        if not rng or not os.path.isfile(path):
-            return super().send_head()  # (HEAD sends no body: bytes are counted in copyfile)
-        size = os.path.getsize(path)
-        first, _, last = rng.replace("bytes=", "").partition("-")
-        start, end = (int(first), min(int(last), size - 1) if last else size - 1) if first \
-            else (max(0, size - int(last)), size - 1)
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        import io
-        return io.BytesIO(data)
-
-    def copyfile(self, source, outputfile):
-        data = source.read()
-        type(self).sent += len(data)
-        outputfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def http_tiff(tmp_path_factory):
     folder = tmp_path_factory.mktemp("http")
     vol = _frames(HTTP_PAGES, seed=3)
     tifffile.imwrite(folder / "pages.tif", vol)
-    handler = type("H", (_Counting,), {"sent": 0})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(folder), **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/pages.tif", vol, handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_folder(folder) as (base, handler):
+        yield f"{base}/pages.tif", vol, handler
 
 
 @pytest.mark.benchmark(group=HGROUP)

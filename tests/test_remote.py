@@ -2,7 +2,6 @@
 both on 127.0.0.1 and started here; memory:// in process.  Never the internet."""
 import http.server
 import os
-import socket
 import sys
 import threading
 import uuid
@@ -15,95 +14,21 @@ from PIL import Image
 
 import imgio.v3 as iio
 from imgio.errors import BackendMissingError, CorruptFileError, ImageTooLargeError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import http_folder, moto_s3
 
 
 @pytest.fixture(scope="session")
 def s3():
     """``storage_options`` for a moto S3 server on a free loopback port, and a bucket."""
-    from moto.server import ThreadedMotoServer
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {"key": "testing", "secret": "testing",
-               "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "us-west-2"}}
-    import s3fs
-    fs = s3fs.S3FileSystem(**options)
-    fs.mkdir("imgio-test")
-    try:
+    with moto_s3("imgio-test") as (options, fs):
         yield options, fs
-    finally:
-        server.stop()
-
-
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder with single-range support; counts the bytes it sends."""
-
-    sent = 0
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        path = self.translate_path(self.path)
-        rng = self.headers.get("Range")
-        if os.path.isdir(path) or not rng or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        first, _, last = rng.replace("bytes=", "").partition("-")
-        if first:  # "start-end" or "start-"
-            start, end = int(first), min(int(last), size - 1) if last else size - 1
-        else:  # "-suffix"
-            start, end = max(0, size - int(last)), size - 1
-        fh = open(path, "rb")
-        fh.seek(start)
-        self.send_response(206)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        return _Limited(fh, end - start + 1)
-
-    def copyfile(self, source, outputfile):
-        data = source.read()
-        type(self).sent += len(data)
-        outputfile.write(data)
-        source.close()
-
-
-class _Limited:
-    def __init__(self, fh, n):
-        self.fh, self.n = fh, n
-
-    def read(self, *args):
-        return self.fh.read(self.n)
-
-    def close(self):
-        self.fh.close()
 
 
 @pytest.fixture
 def http_root(tmp_path):
     """``(base_url, folder, handler)`` of an HTTP server on 127.0.0.1 serving ``folder``."""
-    handler = type("Handler", (_RangeHandler,), {"sent": 0})
-
-    def make(*args, **kw):
-        return handler(*args, directory=str(tmp_path), **kw)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path, handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_folder(tmp_path) as (base, handler):
+        yield base, tmp_path, handler
 
 
 def _vol(shape=(24, 120, 100)):
