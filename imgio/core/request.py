@@ -349,12 +349,8 @@ class Request:
                     raw.close()
                     raise
             else:
-                # readable too: some writers finish a file by rewriting its header.
-                # "r+b", not "w+b": mkstemp made it empty, and truncating a file makes ext4
-                # flush it when it is closed (auto_da_alloc), a cost fresh targets need not pay
-                self._file = open(self.get_local_filename(), "r+b")
-                if os.fstat(self._file.fileno()).st_size:
-                    self._file.truncate()
+                # readable too: some writers finish a file by rewriting its header
+                self._file = self.open_local()
             self._own_file = True
         elif self.kind == "bytes":
             self._file = io.BytesIO(self._bytes)
@@ -369,6 +365,23 @@ class Request:
         else:
             raise FormatError(f"{self.filename} is a {self.kind}, not a single file.")
         return self._file
+
+    def open_local(self, buffering: int = -1):
+        """The local file a write fills (:meth:`get_local_filename`), opened read-write.
+
+        Opened ``"r+b"``, not ``"w+b"``: ``mkstemp`` made it empty, and truncating a
+        file makes ext4 flush it when it is closed (``auto_da_alloc``), a cost a fresh
+        target need not pay.  A file that is not empty is truncated.
+
+        Parameters
+        ----------
+        buffering : int, optional
+            As for :func:`open` (``0``: unbuffered, for h5py's file-object driver).
+        """
+        fh = open(self.get_local_filename(), "r+b", buffering=buffering)
+        if os.fstat(fh.fileno()).st_size:
+            fh.truncate()
+        return fh
 
     def get_local_filename(self) -> str:
         """A name on disk for backends that insist on one.

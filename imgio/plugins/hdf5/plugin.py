@@ -524,12 +524,7 @@ class Hdf5Plugin(PluginV3):
                         f"{req.filename}: cannot append to it, the existing HDF5 file cannot "
                         f"be opened: {exc}") from exc
             else:
-                # "r+b" on the empty temporary file, not "w+b": truncating a file makes
-                # ext4 flush it at close (auto_da_alloc), which a fresh file need not pay
-                sink = open(local, "r+b", buffering=0)
-                if os.fstat(sink.fileno()).st_size:
-                    sink.truncate()
-                self._sink = _WriteSink(sink)
+                self._sink = _WriteSink(req.open_local(buffering=0))
                 self._h5w = h5py.File(self._sink, "w")
         return self._h5w
 
