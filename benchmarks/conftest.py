@@ -28,9 +28,17 @@ Rules for a workload that a target of ``thresholds.toml`` checks:
 from __future__ import annotations
 
 import os
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
+
+# the repository root, so the shared helper modules import as ``tests.servers`` and
+# ``tests.pairwise`` however pytest was started (appended: an installed imgio still wins)
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 FULL = os.environ.get("IMGIO_BENCH_FULL") == "1"
 

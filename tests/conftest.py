@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+# the repository root, so the shared helper modules import as ``tests.servers`` and
+# ``tests.pairwise`` however pytest was started (appended: an installed imgio still wins)
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
 DATA = Path(__file__).parent / "data"
 
 
